@@ -1,0 +1,113 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'message-passing.js');
+
+export interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Running {
+  child: ChildProcess;
+  /** Everything printed so far. */
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Resolves once `pattern` shows on the stream, rejects after `ms`. */
+  waitFor(stream: 'stdout' | 'stderr', pattern: RegExp | string, ms?: number): Promise<void>;
+  /** Resolves when the process has ended. */
+  done: Promise<Finished>;
+}
+
+export interface StartOptions {
+  input?: string | Buffer;
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Kills the process (SIGKILL) after this many ms; the test then fails on its output. */
+  timeout?: number;
+  /** Program to run instead of message-passing (for peers such as Perl's message-pass). */
+  command?: string;
+}
+
+/** Starts message-passing (or `command`) with `args`; stdin stays open unless `input` is given. */
+export function start(args: readonly string[], options: StartOptions = {}): Running {
+  const command = options.command ?? process.execPath;
+  const argv = options.command ? [...args] : [BIN, ...args];
+  const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+  if (!options.env?.DEBUG) delete env.DEBUG;
+  const child = spawn(command, argv, { cwd: options.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const waiters: Array<() => void> = [];
+  const notify = () => waiters.forEach((w) => w());
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; notify(); });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; notify(); });
+  child.stdin!.on('error', () => {}); // the program may exit before reading everything
+  if (options.input !== undefined) child.stdin!.end(options.input);
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeout ?? 20_000);
+  const done = new Promise<Finished>((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return {
+    child,
+    get stdout() { return stdout; },
+    get stderr() { return stderr; },
+    done,
+    waitFor(stream, pattern, ms = 10_000) {
+      const seen = () => {
+        const text = stream === 'stdout' ? stdout : stderr;
+        return typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text);
+      };
+      return new Promise<void>((resolve, reject) => {
+        if (seen()) return resolve();
+        const t = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} on ${stream}; stdout=${stdout.slice(-500)} stderr=${stderr.slice(-500)}`)), ms);
+        const check = () => { if (seen()) { clearTimeout(t); resolve(); } };
+        waiters.push(check);
+        child.on('close', () => { clearTimeout(t); seen() ? resolve() : reject(new Error(`process ended before ${pattern} showed on ${stream}; stderr=${stderr.slice(-500)}`)); });
+      });
+    },
+  };
+}
+
+/** Runs message-passing to completion. */
+export function run(args: readonly string[], options: StartOptions = {}): Promise<Finished> {
+  return start(args, { input: '', ...options }).done;
+}
+
+/** A fresh temporary folder, removed after the test file. */
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mp-test-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Parses NDJSON text into values, ignoring a trailing newline. */
+export function lines(text: string): unknown[] {
+  return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as unknown);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
