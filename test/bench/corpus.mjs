@@ -20,6 +20,7 @@ export function event(i) {
   return JSON.stringify({
     '@timestamp': t,
     host: hosts[i % hosts.length],
+    app: 'shop',
     level: levels[i % levels.length],
     message: messages[i % messages.length],
     pid: 1000 + (i % 97),
