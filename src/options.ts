@@ -90,7 +90,7 @@ function coerce(where: string, key: string, spec: OptionSpec, value: unknown): u
     }
     case 'integer':
     case 'number': {
-      if (typeof value !== 'number' || Number.isNaN(value)) throw bad(`a ${spec.type}`);
+      if (typeof value !== 'number' || Number.isNaN(value)) throw bad(spec.type === 'integer' ? 'an integer' : 'a number');
       if (spec.type === 'integer' && !Number.isInteger(value)) throw bad('a whole number');
       if (spec.min !== undefined && value < spec.min) throw bad(`at least ${spec.min}`);
       return value;

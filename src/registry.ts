@@ -1,6 +1,6 @@
 import { UsageError } from './errors.js';
-import { closest } from './options.js';
-import type { AnyPlugin, Role } from './plugin.js';
+import { closest, validateOptions } from './options.js';
+import type { AnyPlugin, Codec, Role } from './plugin.js';
 
 export interface RegistryEntry {
   role: Role;
@@ -57,4 +57,10 @@ export async function loadPlugin<R extends Role>(role: R, name: string): Promise
   if (!entry) throw unknownPlugin(role, name);
   const { default: plugin } = await entry.load();
   return { entry, plugin: plugin as AnyPlugin<R> };
+}
+
+/** A codec with its default options, for filters that decode or encode mid-chain. */
+export async function loadCodec(name: string): Promise<Codec> {
+  const { plugin } = await loadPlugin('codec', name);
+  return plugin.create(validateOptions(`codec ${name}`, plugin.options, {}), {});
 }

@@ -1,0 +1,13 @@
+import { defineCodec } from '../plugin.js';
+
+export default defineCodec({
+  summary: "The frame's text, unchanged (alias raw).",
+  description:
+    'Decoding makes the message the text of the frame as it is. Encoding writes a string message as it is and any other value as JSON. With Null on both sides and no filters, lines pass through as bytes, untouched.',
+  options: {},
+  create: () => ({
+    raw: true,
+    decode: (frame: string) => frame,
+    encode: (message: unknown) => (typeof message === 'string' ? message : JSON.stringify(message)),
+  }),
+});

@@ -1,0 +1,35 @@
+/** Every command-line flag, once: the parser, --help, the man page and completion read this table. */
+export interface FlagSpec {
+  name: string;
+  /** 'plugin' and 'options' take a value; 'list' flags may repeat. */
+  kind: 'plugin' | 'options' | 'string' | 'boolean' | 'optional-number' | 'optional-string';
+  repeats?: boolean;
+  /** Which plugin role a 'plugin' flag names. */
+  role?: 'input' | 'output' | 'filter' | 'codec';
+  value?: string;
+  default?: string;
+  description: string;
+  /** Not shown in help (internal). */
+  hidden?: boolean;
+}
+
+export const flags: readonly FlagSpec[] = [
+  { name: 'input', kind: 'plugin', role: 'input', value: 'NAME', default: 'STDIN', description: 'Where messages come from.' },
+  { name: 'input_options', kind: 'options', value: 'OPTS', description: "The input's options, a JSON5 object." },
+  { name: 'filter', kind: 'plugin', role: 'filter', repeats: true, value: 'NAME', description: 'A filter, built in or a module path (./tag.js) or package; repeat for a chain, run in the order given.' },
+  { name: 'filter_options', kind: 'options', repeats: true, value: 'OPTS', description: 'Options of the filter given at the same position.' },
+  { name: 'output', kind: 'plugin', role: 'output', value: 'NAME', default: 'STDOUT', description: 'Where messages go.' },
+  { name: 'output_options', kind: 'options', value: 'OPTS', description: "The output's options, a JSON5 object." },
+  { name: 'decoder', kind: 'plugin', role: 'codec', value: 'NAME', default: 'JSON', description: 'Turns each frame read into a message.' },
+  { name: 'decoder_options', kind: 'options', value: 'OPTS', description: "The decoder's options." },
+  { name: 'encoder', kind: 'plugin', role: 'codec', value: 'NAME', default: 'JSON', description: 'Turns each message into a frame to write.' },
+  { name: 'encoder_options', kind: 'options', value: 'OPTS', description: "The encoder's options." },
+  { name: 'error', kind: 'plugin', role: 'output', value: 'NAME', default: 'STDERR', description: 'Where error records go, one JSON object each.' },
+  { name: 'error_options', kind: 'options', value: 'OPTS', description: "The error output's options." },
+  { name: 'configfile', kind: 'string', value: 'FILE', description: 'A JSON5 file holding the same keys as these flags; flags override it.' },
+  { name: 'stats', kind: 'optional-number', value: 'SECONDS', default: '10', description: 'Print counts (in, out, dropped, errors) and the rate on stderr every SECONDS, and once at the end.' },
+  { name: 'list', kind: 'boolean', description: 'List every plugin with a one-line summary.' },
+  { name: 'help', kind: 'optional-string', value: 'PLUGIN', description: "Show this help, or a plugin's options, defaults and examples." },
+  { name: 'version', kind: 'boolean', description: 'Print the version.' },
+  { name: 'man', kind: 'boolean', hidden: true, description: 'Print the man page (roff).' },
+];

@@ -1,0 +1,12 @@
+import { LineFramer, maxLineLengthOption, readLines } from '../framing.js';
+import { defineInput } from '../plugin.js';
+
+export default defineInput({
+  summary: 'Read one message per line from standard input, until end of file.',
+  description: 'LF ends a line and a CR before it is removed; a last line without LF still counts; empty lines are skipped.',
+  examples: ["tail -F app.log | message-passing --decoder Null --output ZeroMQ --output_options '{connect: \"tcp://logs:5552\"}'"],
+  options: { max_line_length: maxLineLengthOption },
+  create: (options, context) => ({
+    run: () => readLines(process.stdin, new LineFramer(context, 'stdin', options.max_line_length), context.stopping),
+  }),
+});
