@@ -249,8 +249,10 @@ export class Chain {
       for (let i = 0; i < this.filters.length && !this.destinationClosed; i++) {
         const { filter } = this.filters[i]!;
         if (!filter.flush) continue;
-        const rest = this.collect([await filter.flush()]);
-        this.counters.dropped -= rest.length === 0 ? 1 : 0; // an empty flush drops nothing
+        const flushed = await filter.flush();
+        // Nothing left at the end is not a drop.
+        if (flushed === undefined || flushed === null) continue;
+        const rest = this.collect([flushed]);
         await this.serial(() => this.forward(rest, i + 1));
       }
       for (const { filter } of this.filters) await filter.close?.();
