@@ -58,7 +58,8 @@ export function parseArgs(argv: readonly string[]): Settings {
     const next = argv[i + 1];
     if (value === undefined) {
       if (spec.kind === 'plugin' || spec.kind === 'options' || spec.kind === 'string') {
-        if (next === undefined) throw new UsageError(`--${spec.name} needs a value (${spec.value})`);
+        // `--input --output X` forgot the input's name; taking '--output' as one would mislead.
+        if (next === undefined || next.startsWith('--')) throw new UsageError(`--${spec.name} needs a value (${spec.value})`);
         value = next;
         i++;
       } else if (spec.kind === 'optional-number' && next !== undefined && /^\d+(\.\d+)?$/.test(next)) {
@@ -123,12 +124,16 @@ export function parseOptions(text: string, where: string): PluginOptions {
 }
 
 let json5: { parse(text: string): unknown } | undefined;
-function parseJson5(text: string, where: string): unknown {
+function parseJson5(text: string, where: string, showText = true): unknown {
   json5 ??= loadJson5();
   try {
     return json5.parse(text);
   } catch (error) {
-    throw new UsageError(`${where}: not valid JSON5 (${describe(error).replace(/^JSON5: /, '')}): ${text.length > 60 ? text.slice(0, 60) + '…' : text}`);
+    const reason = `${where}: not valid JSON5 (${describe(error).replace(/^JSON5: /, '')})`;
+    if (!showText) throw new UsageError(reason);
+    // The message stays on one line whatever the text holds.
+    const oneLine = text.replace(/\s+/g, ' ').trim();
+    throw new UsageError(`${reason}: ${oneLine.length > 60 ? oneLine.slice(0, 60) + '…' : oneLine}`);
   }
 }
 
@@ -143,17 +148,22 @@ function mergeConfig(raw: Raw, file: string): void {
   } catch (error) {
     throw new UsageError(`--configfile ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? describe(error)})`);
   }
-  const config = parseJson5(text, `--configfile ${file}`);
+  const config = parseJson5(text, `--configfile ${file}`, false);
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new UsageError(`--configfile ${file}: expected an object with keys such as input, output, filter`);
   }
+  const onCommandLine = new Set(raw.keys());
   for (const [key, value] of Object.entries(config as Record<string, unknown>)) {
     const spec = byName.get(key.replace(/-/g, '_'));
     if (!spec || spec.hidden || ['configfile', 'list', 'help', 'version'].includes(spec.name)) {
       const hint = closest(key, flags.filter((f) => f.kind === 'plugin' || f.kind === 'options').map((f) => f.name));
       throw new UsageError(`--configfile ${file}: unknown key '${key}'` + (hint ? ` (did you mean '${hint}'?)` : ''));
     }
-    if (raw.has(spec.name)) continue; // the command line wins
+    if (onCommandLine.has(spec.name)) continue; // the command line wins
+    // Options belong to the plugin they were written for: a plugin named on the
+    // command line replaces the file's plugin together with its options.
+    const plugin = spec.kind === 'options' ? spec.name.replace(/_options$/, '') : undefined;
+    if (plugin !== undefined && onCommandLine.has(plugin)) continue;
     const values = spec.repeats && Array.isArray(value) ? value : [value];
     for (const v of values) store(raw, spec, fromConfig(spec, v, `--configfile ${file}: ${key}`));
   }
@@ -175,6 +185,8 @@ function fromConfig(spec: FlagSpec, value: unknown, where: string): RawValue {
   return value;
 }
 
+const times = (n: number) => (n === 1 ? 'once' : `${n} times`);
+
 function defaults(raw: Raw): Settings {
   const choice = (name: string): PluginChoice => ({
     name: (raw.get(name) as string | undefined) ?? byName.get(name)!.default!,
@@ -183,7 +195,7 @@ function defaults(raw: Raw): Settings {
   const filterNames = (raw.get('filter') as string[] | undefined) ?? [];
   const filterOptions = (raw.get('filter_options') as PluginOptions[] | undefined) ?? [];
   if (filterOptions.length > filterNames.length) {
-    throw new UsageError(`--filter_options given ${filterOptions.length} times but --filter only ${filterNames.length}: the n-th --filter_options belongs to the n-th --filter`);
+    throw new UsageError(`--filter_options given ${times(filterOptions.length)} but --filter ${filterNames.length === 0 ? 'not at all' : `only ${times(filterNames.length)}`}: the n-th --filter_options belongs to the n-th --filter`);
   }
   const help = raw.get('help') as string | true | undefined;
   return {

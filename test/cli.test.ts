@@ -1,0 +1,158 @@
+// The command line as a user types it: defaults, spellings, JSON5 options, config files.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { lines, run, tempDir } from './helpers.js';
+
+const dir = tempDir();
+writeFileSync(join(dir, 'tag.mjs'), 'export default (message, options) => ({ ...message, ...options });\n');
+writeFileSync(join(dir, 'same.mjs'), 'export default (message) => message;\n');
+writeFileSync(join(dir, 'mark.cjs'), 'module.exports = (message, options) => ({ ...message, marks: [...(message.marks ?? []), options.mark] });\n');
+
+/** Runs in the temp folder, where the filter modules above live. */
+const runHere = (args: string[], input: string) => run(args, { input, cwd: dir });
+
+describe.concurrent('defaults: NDJSON on stdin to NDJSON on stdout', () => {
+  it('copies each JSON line to stdout', async () => {
+    const { code, stdout, stderr } = await run([], { input: '{"a":1}\n{"b":[1,2,{"c":null}]}\n"text"\n42\n' });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toBe('{"a":1}\n{"b":[1,2,{"c":null}]}\n"text"\n42\n');
+  });
+
+  it('removes CR before LF, skips empty lines and keeps a last line without LF', async () => {
+    const { code, stdout, stderr } = await run([], { input: '{"a":1}\r\n\n\r\n{"a":2}\n\n{"a":3}' });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toBe('{"a":1}\n{"a":2}\n{"a":3}\n');
+  });
+
+  it('keeps key order as JavaScript objects do (integer-like keys first)', async () => {
+    const { stdout } = await run([], { input: '{"zeta":1,"alpha":2,"mid":{"b":1,"a":2},"10":3,"2":4}\n' });
+    expect(stdout).toBe('{"2":4,"10":3,"zeta":1,"alpha":2,"mid":{"b":1,"a":2}}\n');
+  });
+
+  it('writes nothing and exits 0 on empty input', async () => {
+    expect(await run([], { input: '' })).toMatchObject({ code: 0, stdout: '', stderr: '' });
+  });
+
+  it('--decoder Null --encoder Null passes text through unchanged', async () => {
+    const input = 'not json at all\n  {"spaced" :  1}  \r\nünïcödé ✓\n\n{"a":1}';
+    const { code, stdout, stderr } = await run(['--decoder', 'Null', '--encoder', 'Null'], { input });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toBe('not json at all\n  {"spaced" :  1}  \nünïcödé ✓\n{"a":1}\n');
+  });
+
+  it('--decoder Null --encoder Null with a filter in between still writes the text unchanged', async () => {
+    const { stdout } = await run(['--decoder', 'Null', '--encoder', 'Null', '--filter', 'Null'], { input: 'one\r\ntwo  \n' });
+    expect(stdout).toBe('one\ntwo  \n');
+  });
+
+  it('the Null decoder with the JSON encoder makes JSON strings', async () => {
+    const { stdout } = await run(['--decoder', 'Null'], { input: 'plain text\n{"a":1}\nsay "hi"\n' });
+    expect(lines(stdout)).toEqual(['plain text', '{"a":1}', 'say "hi"']);
+  });
+});
+
+describe.concurrent('flag and plugin name spellings', () => {
+  const overLong = '{"this line is long":true}\n{"a":1}\n';
+  const expectCut = ({ code, stdout, stderr }: { code: number | null; stdout: string; stderr: string }) => {
+    expect(code).toBe(0);
+    expect(stdout).toBe('{"a":1}\n');
+    expect(lines(stderr)).toMatchObject([{ error: 'over-long', source: 'stdin:1' }]);
+  };
+
+  it('takes Perl spelling (--input_options)', async () => {
+    expectCut(await run(['--input', 'STDIN', '--input_options', '{"max_line_length": 10}'], { input: overLong }));
+  });
+
+  it('takes kebab case (--input-options) and --flag=value', async () => {
+    expectCut(await run(['--input=STDIN', '--input-options={"max_line_length": 10}'], { input: overLong }));
+  });
+
+  it('takes JSON5 options: unquoted keys, single quotes, comments, trailing commas', async () => {
+    expectCut(await run(['--input_options', "{max_line_length: 10, /* bytes */}"], { input: overLong }));
+    const { stdout } = await runHere(['--filter', './tag.mjs', '--filter_options', "{host: 'web-1', tags: ['a',],}"], '{"m":1}\n');
+    expect(lines(stdout)).toEqual([{ m: 1, host: 'web-1', tags: ['a'] }]);
+  });
+
+  it('matches plugin names in any case', async () => {
+    const { code, stdout, stderr } = await run(['--input', 'stdin', '--output', 'StdOut', '--decoder', 'json', '--encoder', 'Json', '--error', 'stderr', '--filter', 'NULL'], { input: '{"a":1}\n' });
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: '{"a":1}\n', stderr: '' });
+  });
+
+  it("accepts Perl's leading + on plugin names, module paths and the raw alias", async () => {
+    const { code, stdout, stderr } = await runHere(
+      ['--input', '+STDIN', '--output', '+STDOUT', '--decoder', '+raw', '--encoder', 'RAW', '--filter', '+Null', '--filter', '+./same.mjs'],
+      'line\n',
+    );
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: 'line\n', stderr: '' });
+  });
+});
+
+describe.concurrent('repeated --filter', () => {
+  it('runs filters in the order given; the n-th --filter_options belongs to the n-th --filter', async () => {
+    const { code, stdout, stderr } = await runHere(
+      ['--filter', './mark.cjs', '--filter_options', '{mark: 1}', '--filter', 'Null', '--filter', './mark.cjs', '--filter_options', '{}', '--filter', './mark.cjs', '--filter_options', '{mark: 3}'],
+      '{"n":1}\n{"n":2}\n',
+    );
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    // Null takes the second --filter_options ({}), so the last mark.cjs gets none.
+    expect(lines(stdout)).toEqual([
+      { n: 1, marks: [1, 3, null] },
+      { n: 2, marks: [1, 3, null] },
+    ]);
+  });
+});
+
+describe.concurrent('--configfile', () => {
+  const config = join(dir, 'pipeline.json5');
+  writeFileSync(
+    config,
+    `// A pipeline, in JSON5.
+{
+  input: 'STDIN',
+  input_options: { max_line_length: 100 },
+  filter: ['./tag.mjs', './mark.cjs'],
+  filter_options: [{ host: 'web-1' }, { mark: 'm' }],
+  'decoder': 'JSON',
+  output: 'STDOUT',
+}
+`,
+  );
+
+  it('reads input, output and a list of filters with their options', async () => {
+    const { code, stdout, stderr } = await runHere(['--configfile', config], '{"n":1}\n');
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(lines(stdout)).toEqual([{ n: 1, host: 'web-1', marks: ['m'] }]);
+  });
+
+  it('lets flags on the command line override it', async () => {
+    const { stdout } = await runHere(['--configfile', config, '--encoder', 'Null', '--filter_options', '{host: "db-2"}', '--filter_options', '{mark: "x"}'], '{"n":1}\n');
+    expect(lines(stdout)).toEqual([{ n: 1, host: 'db-2', marks: ['x'] }]);
+  });
+
+  it('drops the options it gave for a plugin that the command line replaces', async () => {
+    const { code, stdout, stderr } = await runHere(['--configfile', config, '--filter', 'Null'], '{"n":1}\n');
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(lines(stdout)).toEqual([{ n: 1 }]);
+    // The file's max_line_length of 100 does not apply to the STDIN named on the command line.
+    const long = JSON.stringify({ n: 2, pad: 'x'.repeat(120) });
+    const replacedInput = await runHere(['--configfile', config, '--input', 'STDIN'], `${long}\n`);
+    expect(replacedInput.stderr).toBe('');
+    expect(lines(replacedInput.stdout)).toEqual([{ n: 2, pad: 'x'.repeat(120), host: 'web-1', marks: ['m'] }]);
+  });
+
+  it('takes a single filter as a string, kebab-case keys and options as a JSON5 string', async () => {
+    const single = join(dir, 'single.json5');
+    writeFileSync(single, `{ filter: './tag.mjs', 'filter-options': "{host: 'solo'}", encoder: 'json' }`);
+    const { code, stdout, stderr } = await runHere([`--configfile=${single}`], '{"n":1}\n');
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(lines(stdout)).toEqual([{ n: 1, host: 'solo' }]);
+  });
+});
