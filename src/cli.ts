@@ -1,9 +1,9 @@
 import { parseArgs, type PluginChoice, type Settings } from './args.js';
 import { Chain, type Counters, type NamedFilter } from './chain.js';
 import { describe, RuntimeError, UsageError } from './errors.js';
-import { validateOptions } from './options.js';
 import type { AnyPlugin, Filter, FilterContext, Role } from './plugin.js';
-import { findEntry, loadPlugin, unknownPlugin } from './registry.js';
+import { closest, validateOptions } from './options.js';
+import { findEntry, loadPlugin, normalizeName, registry, unknownPlugin } from './registry.js';
 import { importUserFilter, isModulePath, resolvePackage } from './user-filter.js';
 
 const PROGRAM = 'message-passing';
@@ -31,9 +31,17 @@ async function prepareFilter(choice: PluginChoice): Promise<FilterMaker> {
     const prepared = await prepare('filter', 'filter', choice);
     return { name: choice.name, make: async (context) => prepared.plugin.create(prepared.options, context) };
   }
-  if (!isModulePath(choice.name) && !resolvePackage(choice.name)) throw unknownPlugin('filter', choice.name);
-  const make = await importUserFilter(choice.name);
-  return { name: choice.name, make: (context) => make(choice.options, context) };
+  const name = normalizeName(choice.name);
+  // A near miss of a built-in name is a typo; anything else may be a package to install.
+  if (!isModulePath(name) && !resolvePackage(name) && closest(name, builtinFilterNames()) !== undefined) {
+    throw unknownPlugin('filter', choice.name);
+  }
+  const make = await importUserFilter(name);
+  return { name, make: (context) => make(choice.options, context) };
+}
+
+function builtinFilterNames(): string[] {
+  return registry.filter((e) => e.role === 'filter').flatMap((e) => [e.name, ...(e.aliases ?? [])]);
 }
 
 /** Resolves and validates everything first, so a usage error starts nothing. */
@@ -125,8 +133,22 @@ function report(error: unknown): number {
   return 1;
 }
 
+let finished = false;
+// Node is about to exit with nothing left to wait for, yet the run has not ended:
+// a promise that never settles (a filter's, usually) holds messages that would be lost silently.
+process.on('beforeExit', () => {
+  if (finished) return;
+  process.stderr.write(`${PROGRAM}: stopped with messages still in the chain: a filter or output returned a promise that never settles\n`);
+  process.exit(1);
+});
 process.on('unhandledRejection', (error) => process.exit(report(error)));
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => process.exit(report(error)),
+  (code) => {
+    finished = true;
+    process.exit(code);
+  },
+  (error: unknown) => {
+    finished = true;
+    process.exit(report(error));
+  },
 );

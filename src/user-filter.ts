@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, UsageError } from './errors.js';
 import type { Filter, FilterContext } from './plugin.js';
@@ -10,13 +10,75 @@ export function isModulePath(name: string): boolean {
   return /[/\\]/.test(name) || /\.[cm]?js$/.test(name);
 }
 
-/** Whether an npm package of that name can be resolved from the current folder. */
+/** `@scope/name` has a slash but names a package when no such file exists. */
+function isScopedPackage(name: string): boolean {
+  return /^@[^/\\]+\/[^/\\]/.test(name) && !existsSync(resolve(name));
+}
+
+/** Whether an npm package of that name can be resolved from the current folder; its main file if so. */
 export function resolvePackage(name: string): string | undefined {
   try {
     return createRequire(resolve('package.json')).resolve(name);
   } catch {
+    // require.resolve misses packages that export only an `import` condition (ES-only).
+    return resolveImportOnly(name);
+  }
+}
+
+/** Finds node_modules/NAME from the current folder upwards and follows its `exports` as `import` would. */
+function resolveImportOnly(name: string): string | undefined {
+  const match = /^((?:@[^/]+\/)?[^/@][^/]*)(\/.+)?$/.exec(name);
+  if (!match) return undefined;
+  const [, packageName, subpath] = match;
+  for (let dir = process.cwd(); ; dir = dirname(dir)) {
+    const root = join(dir, 'node_modules', packageName!);
+    const manifestPath = join(root, 'package.json');
+    if (existsSync(manifestPath)) {
+      let manifest: { exports?: unknown; main?: unknown };
+      try {
+        manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as typeof manifest;
+      } catch {
+        return undefined;
+      }
+      const target =
+        manifest.exports !== undefined
+          ? exportTarget(manifest.exports, subpath ? `.${subpath}` : '.')
+          : subpath ? subpath.slice(1) : typeof manifest.main === 'string' ? manifest.main : 'index.js';
+      const file = target === undefined ? undefined : join(root, target);
+      return file !== undefined && existsSync(file) ? file : undefined;
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+function exportTarget(exports: unknown, subpath: string): string | undefined {
+  if (typeof exports === 'string' || Array.isArray(exports)) return subpath === '.' ? conditionTarget(exports) : undefined;
+  if (typeof exports !== 'object' || exports === null) return undefined;
+  const map = exports as Record<string, unknown>;
+  const keyed = Object.keys(map).some((key) => key.startsWith('.'));
+  if (keyed) return conditionTarget(map[subpath]);
+  return subpath === '.' ? conditionTarget(map) : undefined;
+}
+
+/** The target an ES import in Node picks: `import`, then `node`, then `default`. */
+function conditionTarget(target: unknown): string | undefined {
+  if (typeof target === 'string') return target;
+  if (Array.isArray(target)) {
+    for (const candidate of target) {
+      const found = conditionTarget(candidate);
+      if (found !== undefined) return found;
+    }
     return undefined;
   }
+  if (typeof target !== 'object' || target === null) return undefined;
+  const conditions = target as Record<string, unknown>;
+  for (const condition of ['import', 'node', 'default']) {
+    if (condition in conditions) {
+      const found = conditionTarget(conditions[condition]);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }
 
 type Exports = Record<string, unknown>;
@@ -28,13 +90,17 @@ type Exports = Record<string, unknown>;
  */
 export async function importUserFilter(name: string): Promise<(options: Record<string, unknown>, context: FilterContext) => Promise<Filter>> {
   let location: string;
-  if (isModulePath(name)) {
+  if (isModulePath(name) && !isScopedPackage(name)) {
     const path = resolve(name);
     if (!existsSync(path)) throw new UsageError(`filter module ${name} not found (looked for ${path})`);
     location = pathToFileURL(path).href;
   } else {
     const path = resolvePackage(name);
-    if (!path) throw new UsageError(`filter '${name}' is neither a built-in filter nor an installed npm package (see --list, or give a path like ./${name}.js)`);
+    if (!path) {
+      throw new UsageError(
+        `filter '${name}' is neither a built-in filter (see --list) nor an npm package installed here (run: npm install ${name}; or give a file path like ./${name.replace(/^@[^/]+\//, '')}.js)`,
+      );
+    }
     location = pathToFileURL(path).href;
   }
   let exported: Exports;
