@@ -177,6 +177,32 @@ describe('File input with follow (tail -F)', () => {
     expect(seen((await stop(tool)).stdout)).toEqual([1, 2]);
   });
 
+  it('waits for a folder that does not exist yet, by polling until it can watch it', async () => {
+    const file = join(path(), '..', 'later', 'app.log');
+    const tool = follow({ filename: file, poll_interval: 50 });
+    await sleep(200);
+    mkdirSync(join(file, '..'));
+    writeFileSync(file, '{"n":1}\n');
+    await tool.waitFor('stdout', '{"n":1}');
+    appendFileSync(file, '{"n":2}\n');
+    await tool.waitFor('stdout', '{"n":2}');
+    expect(seen((await stop(tool)).stdout)).toEqual([1, 2]);
+  });
+
+  it('follows in raw pass-through too (Null codecs), lines kept as they are', async () => {
+    const file = path();
+    writeFileSync(file, 'first line\r\n');
+    const tool = start([
+      '--input', 'FileTail', '--input_options', JSON.stringify({ filename: file }),
+      '--decoder', 'Null', '--encoder', 'Null',
+    ]);
+    await tool.waitFor('stdout', 'first line\n');
+    appendFileSync(file, 'not json {\n\nlast');
+    await tool.waitFor('stdout', 'not json {\n');
+    const { stdout } = await stop(tool);
+    expect(stdout).toBe('first line\nnot json {\nlast\n');
+  });
+
   it('from: "end" skips what the file held at the start', async () => {
     const file = path();
     writeFileSync(file, numbered(1, 50));
