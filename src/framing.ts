@@ -43,17 +43,19 @@ export class LineFramer {
       this.hold(data);
       return;
     }
-    this.pending = lastLF + 1 < data.length ? data.subarray(lastLF + 1) : undefined;
-    if (this.pending) this.hold(this.pending);
+    this.pending = undefined;
     let start = 0;
     if (this.skipping) {
       // The first line here is the tail of an over-long line already reported.
       start = data.indexOf(LF) + 1;
       this.skipping = false;
       this.line++;
-      if (start > lastLF) return;
     }
-    return this.frame(data.subarray(start, lastLF + 1));
+    const wait = start <= lastLF ? this.frame(data.subarray(start, lastLF + 1)) : undefined;
+    // Held only after framing: an over-long rest must not be taken for the tail of an
+    // earlier long line, and its line number comes after the lines framed here.
+    if (lastLF + 1 < data.length) this.hold(data.subarray(lastLF + 1));
+    return wait;
   }
 
   /** The input is over: a last line without LF still counts. */
