@@ -179,8 +179,13 @@ export class Follower {
       while (!stopping.aborted) {
         this.wakeRequested = false;
         let progress = false;
+        // A name's new file waits until the rest of its old file has been read.
+        const waitingForOld = new Set<string>();
         for (const file of [...this.files]) {
-          if (await this.pump(file)) progress = true;
+          if (!file.retired && waitingForOld.has(file.path)) continue;
+          const { gotData, atEnd } = await this.pump(file);
+          if (gotData) progress = true;
+          if (file.retired && !atEnd) waitingForOld.add(file.path);
           if (stopping.aborted) break;
         }
         if (stopping.aborted) break;
@@ -202,19 +207,23 @@ export class Follower {
     }
   }
 
-  /** Reads what `file` has now (bounded per round); true when it gave data. */
-  private async pump(file: TailedFile): Promise<boolean> {
+  /** Reads what `file` has now, a bounded amount per round. */
+  private async pump(file: TailedFile): Promise<{ gotData: boolean; atEnd: boolean }> {
     let gotData = false;
+    let atEnd = false;
     for (let reads = 0; reads < READS_PER_ROUND && !this.context.stopping.aborted; reads++) {
       const chunk = await this.reader.read(file.handle, file.position);
-      if (!chunk) break;
+      if (!chunk) {
+        atEnd = true;
+        break;
+      }
       gotData = true;
       file.position += chunk.length;
       const wait = file.framer.push(chunk);
       if (wait) await wait;
     }
     if (gotData) file.lastDataAt = Date.now();
-    return gotData;
+    return { gotData, atEnd };
   }
 
   /**
@@ -308,7 +317,7 @@ export class Follower {
       const file = this.files[i]!;
       if (!file.retired || now - file.lastDataAt < RETIRED_QUIET_MS) continue;
       // One last look before letting go.
-      if (await this.pump(file)) continue;
+      if ((await this.pump(file)).gotData) continue;
       this.files.splice(i--, 1);
       // Its writer has moved on: a last line without LF will not be finished.
       const wait = file.framer.end();

@@ -143,6 +143,27 @@ describe('File input with follow (tail -F)', () => {
     expect(seen(stdout)).toEqual(range(1, 600));
   });
 
+  it('reads the rest of a renamed file before its successor, even when far behind', async () => {
+    const file = path();
+    const plain = (from: number, to: number) => range(from, to).join('\n') + '\n';
+    writeFileSync(file, '0\n');
+    const tool = start([
+      '--input', 'FileTail', '--input_options', JSON.stringify({ filename: file }),
+      '--decoder', 'Null', '--encoder', 'Null',
+    ]);
+    await tool.waitFor('stdout', '0\n');
+    // About 7 MB at once: several rounds of reading for the follower.
+    appendFileSync(file, plain(1, 1_000_000));
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, plain(1_000_001, 1_000_010));
+    await tool.waitFor('stdout', '\n1000010\n', 15_000);
+    const { stdout } = await stop(tool);
+    const order = stdout.trimEnd().split('\n').map(Number);
+    const firstOutOfPlace = order.findIndex((n, i) => n !== i);
+    expect(firstOutOfPlace).toBe(-1);
+    expect(order).toHaveLength(1_000_011);
+  });
+
   it('starts again from the beginning when the file is truncated (copytruncate)', async () => {
     const file = path();
     writeFileSync(file, numbered(1, 10));
