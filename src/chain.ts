@@ -136,6 +136,9 @@ export class Chain {
   }
 
   private decode(batch: FrameBatch): void | Promise<void> {
+    // Once the output is gone (`| head` quit), what is still read, such as the cut
+    // last line the input hands over as it stops, has nowhere to go: end quietly.
+    if (this.destinationClosed) return;
     const { frames, source, first } = batch;
     const messages: Message[] = [];
     for (let i = 0; i < frames.length; i++) {
