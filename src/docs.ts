@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Settings } from './args.js';
-import { UsageError } from './errors.js';
+import { ERROR_FRAME_LIMIT, UsageError } from './errors.js';
 import { flags } from './flags.js';
 import { closest, type OptionSpec } from './options.js';
 import type { AnyPlugin, Role } from './plugin.js';
@@ -155,15 +155,15 @@ export async function manPage(): Promise<string> {
     '.SH NAME',
     `${PROGRAM} \\- move messages between processes and hosts, Unix\\-pipe style`,
     '.SH SYNOPSIS',
-    `.B ${PROGRAM}`,
+    `.B ${roff(PROGRAM)}`,
     roff(synopsis()),
     '.br',
-    `.B ${PROGRAM} completion`,
+    `.B ${roff(PROGRAM)} completion`,
     '[bash|zsh]',
     '.SH DESCRIPTION',
     roff('Reads messages from one input, passes them through a chain of filters in the order given, and writes them to one output. Inputs produce frames (a line of text, or one ZeroMQ message); the decoder turns each frame into a message, the encoder turns each message back into a frame. With no flags it reads NDJSON on standard input and writes NDJSON on standard output. One JSON object per line or frame is the wire format of Perl\'s Message::Passing, so both tools interoperate.'),
     '.PP',
-    roff('Empty lines are skipped. A frame that cannot be decoded, a message a filter throws on, and a line longer than max_line_length each become one JSON record on the error output: {"error": KIND, "reason": WHY, "source": "INPUT:LINE", "frame": TEXT}, where frame is cut at 1024 characters (base64, with "encoding": "base64", when it is not valid UTF\\-8). Every message read is written, dropped on purpose by a filter, or reported there.'),
+    roff(`Empty lines are skipped. A frame that cannot be decoded, a message a filter throws on, and a line longer than max_line_length each become one JSON record on the error output: {"error": KIND, "reason": WHY, "source": "INPUT:LINE", "frame": TEXT}, where frame is cut at ${ERROR_FRAME_LIMIT} characters (base64, with "encoding": "base64", when it is not valid UTF-8). Every message read is written, dropped on purpose by a filter, or reported there.`),
     '.SH OPTIONS',
     ...flags.filter((f) => !f.hidden).flatMap((f) => [
       '.TP',
