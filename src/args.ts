@@ -62,7 +62,7 @@ export function parseArgs(argv: readonly string[]): Settings {
         if (next === undefined || next.startsWith('--')) throw new UsageError(`--${spec.name} needs a value (${spec.value})`);
         value = next;
         i++;
-      } else if (spec.kind === 'optional-number' && next !== undefined && /^\d+(\.\d+)?$/.test(next)) {
+      } else if (spec.kind === 'optional-number' && next !== undefined && /^(\d+\.?\d*|\.\d+)$/.test(next)) {
         value = next;
         i++;
       } else if (spec.kind === 'optional-string' && next !== undefined && !next.startsWith('-')) {

@@ -80,7 +80,7 @@ describe.concurrent('every line is accounted for', () => {
         const ids = out.map((l) => JSON.parse(l) as unknown).flatMap((m) => (m !== null && typeof m === 'object' && 'id' in m ? [(m as { id: number }).id] : []));
         expect(ids).toEqual(goods.filter((g) => !g.drop).map((g) => g.id));
       }),
-      { numRuns: 30 },
+      { numRuns: 24 },
     );
   });
 
@@ -95,7 +95,7 @@ describe.concurrent('every line is accounted for', () => {
         expect(records.filter((r) => r.error === 'decode')).toHaveLength(lineList.filter((l) => l.kind === 'bad').length);
         expect(outputLines(stdout).map((l) => (JSON.parse(l) as { id: number }).id)).toEqual(goods.map((g) => g.id));
       }),
-      { numRuns: 20 },
+      { numRuns: 12 },
     );
   });
 
@@ -110,7 +110,7 @@ describe.concurrent('every line is accounted for', () => {
         // stdout was read as UTF-8: compare the same way.
         expect(stdout).toBe(expected.toString('utf8'));
       }),
-      { numRuns: 20 },
+      { numRuns: 12 },
     );
   });
 });

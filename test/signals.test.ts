@@ -125,6 +125,13 @@ describe.concurrent('--stats', () => {
     expect(stderr).toMatch(/^message-passing: stats in=2 out=2 dropped=0 errors=0 rate=\d+\/s elapsed=\d+\.\ds\n$/);
   });
 
+  it('takes fractions of a second (--stats .5)', async () => {
+    const tool = start(['--stats', '.5']);
+    await tool.waitFor('stderr', /stats in=0 out=0 dropped=0 errors=0 rate=0\/s elapsed=0\.5s\n/, 3000);
+    tool.child.stdin!.end();
+    expect((await tool.done).code).toBe(0);
+  });
+
   it('prints the last line on SIGTERM too', async () => {
     const tool = start(['--stats', '30'], { cwd: dir });
     tool.child.stdin!.write('{"a":1}\n');
