@@ -1,8 +1,9 @@
 // The command line as a user types it: defaults, spellings, JSON5 options, config files.
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { lines, run, tempDir } from './helpers.js';
+import { BIN, lines, run, tempDir } from './helpers.js';
 
 const dir = tempDir();
 writeFileSync(join(dir, 'tag.mjs'), 'export default (message, options) => ({ ...message, ...options });\n');
@@ -154,5 +155,18 @@ describe.concurrent('--configfile', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(lines(stdout)).toEqual([{ n: 1, host: 'solo' }]);
+  });
+});
+
+const perl = spawnSync('sh', ['-c', 'command -v message-pass'], { encoding: 'utf8' }).status === 0;
+
+describe.skipIf(!perl)("with Perl's message-pass", () => {
+  it('reads what we write and we read what it writes, in both directions', () => {
+    const input = '{"a":1,"text":"ünïcödé ✓"}\n{"list":[1,{"b":null}]}\n';
+    const pipeline = `node ${BIN} | message-pass --input STDIN --output STDOUT | node ${BIN} --input stdin --output stdout`;
+    const result = spawnSync('sh', ['-c', pipeline], { input, encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(lines(result.stdout)).toEqual(lines(input));
   });
 });
