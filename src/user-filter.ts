@@ -124,12 +124,17 @@ async function adapt(name: string, exported: Exports, options: Record<string, un
   if (isObject(main) && !('filter' in main) && !('create' in main) && 'default' in main) main = main.default;
   const create = exported.create ?? (isObject(main) ? main.create : undefined);
   if (typeof create === 'function' && !(isObject(main) && typeof main.filter === 'function')) {
-    return (await (create as (o: unknown, c: FilterContext) => unknown)(options, context)) as Filter;
+    const made = await (create as (o: unknown, c: FilterContext) => unknown)(options, context);
+    if (!isObject(made) || typeof made.filter !== 'function') {
+      throw new UsageError(`filter ${name}: create(options) must return an object with filter(message); it returned ${describeValue(made)}`);
+    }
+    return made as unknown as Filter;
   }
   if (typeof main === 'function') {
     if (/^class[\s{]/.test(Function.prototype.toString.call(main))) {
       const FilterClass = main as new (o: unknown, c: FilterContext) => Filter;
       const instance = new FilterClass(options, context);
+      if (typeof instance.filter !== 'function') throw new UsageError(`filter ${name}: its class has no filter(message) method`);
       return bindMethods(instance);
     }
     const fn = main as (message: unknown, o: unknown) => unknown;
@@ -151,9 +156,13 @@ function isObject(value: unknown): value is Exports {
   return typeof value === 'object' && value !== null;
 }
 
-function shapeError(name: string, got: unknown): UsageError {
+function describeValue(got: unknown): string {
   const what = got === null ? 'null' : typeof got;
+  return what === 'object' ? 'an object without filter()' : what;
+}
+
+function shapeError(name: string, got: unknown): UsageError {
   return new UsageError(
-    `filter ${name} must export a function, a class, an object with filter(message), or create(options); it exports ${what === 'object' ? 'an object without filter()' : what}`,
+    `filter ${name} must export a function, a class, an object with filter(message), or create(options); it exports ${describeValue(got)}`,
   );
 }

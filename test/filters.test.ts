@@ -52,6 +52,8 @@ const modules: Record<string, string> = {
   };`,
   'number.mjs': 'export default 42;',
   'empty.cjs': 'module.exports = {};',
+  'no-method.mjs': 'export default class Nothing { run(message) { return message; } }',
+  'create-nothing.mjs': 'export function create() { return 7; }',
   'syntax.mjs': 'export default (message => ;',
   'never.mjs': 'export default () => new Promise(() => {});',
 };
@@ -154,6 +156,8 @@ describe.concurrent('user filter failures', () => {
   it.each([
     ['./number.mjs', /must export a function, a class, an object with filter\(message\), or create\(options\); it exports number/],
     ['./empty.cjs', /must export .*; it exports an object without filter\(\)/],
+    ['./no-method.mjs', /filter \.\/no-method\.mjs: its class has no filter\(message\) method/],
+    ['./create-nothing.mjs', /filter \.\/create-nothing\.mjs: create\(options\) must return an object with filter\(message\); it returned number/],
     ['./syntax.mjs', /cannot load filter \.\/syntax\.mjs: /],
     ['./missing.mjs', /filter module \.\/missing\.mjs not found \(looked for .*missing\.mjs\)/],
     ['no-such-package-for-mp', /'no-such-package-for-mp' is neither a built-in filter \(see --list\) nor an npm package installed here \(run: npm install no-such-package-for-mp; or give a file path like \.\/no-such-package-for-mp\.js\)/],
