@@ -51,6 +51,8 @@ describe.concurrent('documentation', () => {
     for (const entry of registry.filter((e) => e.name === name)) {
       const plugin = (await entry.load()).default;
       expect(stdout).toContain(`${entry.name} (${entry.role === 'codec' ? 'decoder/encoder' : entry.role}): ${plugin.summary}`);
+      expect(plugin.examples?.length, `${entry.role} ${entry.name} shows an example`).toBeGreaterThan(0);
+      for (const example of plugin.examples ?? []) expect(stdout).toContain(`  ${example}\n`);
       for (const [key, spec] of Object.entries(plugin.options)) {
         const dflt = spec.required ? 'required' : spec.default === undefined ? 'optional' : `default ${JSON.stringify(spec.default)}`;
         expect(stdout).toMatch(new RegExp(`^  ${key}\\b.*  ${escape(typeLabel(spec))}, ${escape(dflt)}\\. `, 'm'));

@@ -3,6 +3,7 @@ import { defineCodec } from '../plugin.js';
 export default defineCodec({
   summary: 'One JSON value per frame (the wire format of Perl Message::Passing).',
   description: 'Decoding parses the frame as JSON; a frame that is not JSON goes to the error output. Encoding writes compact JSON on one line.',
+  examples: ['message-passing --decoder JSON --encoder JSON < events.ndjson'],
   options: {},
   create: () => ({ decode: JSON.parse, encode: JSON.stringify }),
 });

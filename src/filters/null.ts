@@ -2,6 +2,7 @@ import { defineFilter } from '../plugin.js';
 
 export default defineFilter({
   summary: 'Pass every message on unchanged.',
+  examples: ['message-passing --filter Null'],
   options: {},
   create: () => ({ filter: (message) => message }),
 });
