@@ -1,6 +1,7 @@
 import { appendFileSync, closeSync, copyFileSync, mkdirSync, openSync, renameSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FilePattern } from '../src/follow.js';
 import { lines, run, sleep, start, tempDir, type Running } from './helpers.js';
 
 const dir = tempDir();
@@ -27,6 +28,26 @@ async function stop(tool: Running) {
   expect(finished.code).toBe(0);
   return finished;
 }
+
+describe('file name patterns', () => {
+  it('* and ? match in the last part only, other characters literally, hidden files only when asked', () => {
+    const logs = new FilePattern('/var/log/app/*.log');
+    expect(logs.isPattern).toBe(true);
+    expect(logs.directory).toBe('/var/log/app');
+    expect(['a.log', 'app-2026.log', '.log', 'a.txt'].filter((n) => logs.matches(n))).toEqual(['a.log', 'app-2026.log']);
+    expect(logs.matches('.hidden.log')).toBe(false);
+    expect(logs.matches('a.log.1')).toBe(false);
+    const one = new FilePattern('/x/app?.log');
+    expect(['app1.log', 'app.log', 'app12.log'].filter((n) => one.matches(n))).toEqual(['app1.log']);
+    const literal = new FilePattern('/x/a+b[1](c).*');
+    expect(literal.matches('a+b[1](c).log')).toBe(true);
+    expect(literal.matches('aab1c.log')).toBe(false);
+    expect(new FilePattern('/x/.*.log').matches('.hidden.log')).toBe(true);
+    const plain = new FilePattern('/x/app.log');
+    expect(plain.isPattern).toBe(false);
+    expect(plain.path).toBe('/x/app.log');
+  });
+});
 
 describe('File input without follow', () => {
   it('reads the file and ends: CRLF, empty lines and a last line without LF', async () => {
