@@ -1,4 +1,4 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher, type Stats } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RuntimeError, describe } from './errors.js';
@@ -88,6 +88,11 @@ export function errorCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
     ? error.code
     : undefined;
+}
+
+function notARegularFile(info: Stats): Error {
+  const error = new Error('it is not a regular file (follow reads regular files only)');
+  return info.isDirectory() ? Object.assign(error, { code: 'EISDIR' }) : error;
 }
 
 /** One clear line for a file that cannot be read. */
@@ -237,7 +242,7 @@ export class Follower {
     if (!pattern.isPattern) names = [pattern.path];
     else if (this.rescanDue) {
       this.rescanDue = false;
-      names = [...new Set([...(await pattern.list()), ...this.byName.keys()])];
+      names = [...new Set([...(await this.listPattern(starting)), ...this.byName.keys()])];
     } else names = [...this.byName.keys()];
 
     let changed = false;
@@ -255,7 +260,10 @@ export class Follower {
         this.reportOpenFailure(path, error);
         continue;
       }
-      if (!info.isFile()) continue;
+      if (!info.isFile()) {
+        if (starting && !pattern.isPattern) throw cannotRead(path, notARegularFile(info));
+        continue;
+      }
       if (current && info.ino === current.ino && info.dev === current.dev) {
         if (info.size < current.position) {
           // Truncated (copytruncate): start again from the beginning. A partial
@@ -279,11 +287,24 @@ export class Follower {
     return changed;
   }
 
+  /** The files the pattern matches now; a folder that cannot be listed is fatal at the start only. */
+  private async listPattern(starting: boolean): Promise<string[]> {
+    try {
+      return await this.options.pattern.list();
+    } catch (error) {
+      const folder = this.options.pattern.directory;
+      if (starting) throw cannotRead(folder, error);
+      this.reportOpenFailure(folder, error);
+      this.rescanDue = true;
+      return [];
+    }
+  }
+
   private async openFile(path: string, fromEnd: boolean): Promise<void> {
     const handle = await open(path, 'r');
     try {
       const info = await handle.stat();
-      if (!info.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
+      if (!info.isFile()) throw notARegularFile(info);
       const file: TailedFile = {
         path,
         handle,
