@@ -173,7 +173,12 @@ class FileOutput {
   writeRaw(bytes: Buffer): Promise<void> {
     return this.exclusive(async () => {
       this.throwFailure();
-      if (bytes.length > 0) await this.send(this.options.filename, bytes);
+      if (bytes.length === 0) return;
+      // The input reads into `bytes` again once this resolves: wait until they are written.
+      const file = await this.acquire(this.options.filename);
+      await this.startWrite(file, this.options.filename, bytes);
+      await file.writing;
+      this.throwFailure();
     });
   }
 
@@ -210,12 +215,15 @@ class FileOutput {
     return groups;
   }
 
-  private async send(path: string, data: string | Buffer): Promise<void> {
+  private async send(path: string, text: string): Promise<void> {
     const file = await this.acquire(path);
-    await this.startWrite(file, path, typeof data === 'string' ? Buffer.from(data) : data);
+    await this.startWrite(file, path, Buffer.from(text));
   }
 
-  /** Waits for the write in flight to this file, then starts this one without waiting for it. */
+  /**
+   * Waits for the write in flight to this file, then starts this one without
+   * waiting for it (`data` must then stay untouched until `file.writing` settles).
+   */
   private async startWrite(file: OpenFile, path: string, data: Buffer): Promise<void> {
     if (file.writing) await file.writing;
     this.throwFailure();
