@@ -1,9 +1,9 @@
 import { defineOutput } from '../plugin.js';
-import { streamOutput } from '../stream-output.js';
+import { descriptorOutput } from '../stream-output.js';
 
 export default defineOutput({
   summary: 'Write one message per line on standard error (the default error output).',
   examples: ['message-passing --output STDERR', "message-passing --error STDERR"],
   options: {},
-  create: (_options, context) => streamOutput(process.stderr, 'standard error', context),
+  create: (_options, context) => descriptorOutput(2, 'standard error', context, () => process.stderr),
 });
