@@ -28,9 +28,17 @@ export interface InputContext extends Reporting {
    * input then hands over raw bytes with `emitRaw` instead of `emit`.
    */
   readonly raw: boolean;
+  /**
+   * With `raw` and the JSON codecs: only lines this accepts (already in the form
+   * the encoder writes) go as bytes; others are emitted as frames, to be decoded.
+   */
+  readonly verbatim?: (bytes: Uint8Array, start: number, end: number) => boolean;
   /** Resolves when the chain can take more: await it, that is the backpressure. */
   emit(batch: FrameBatch): void | Promise<void>;
-  /** Complete LF-terminated lines, already cleaned (no CR, no empty lines), `count` of them. */
+  /**
+   * Complete LF-terminated lines, already cleaned (no CR, no empty lines), `count` of them.
+   * Once it returns, or its promise resolves, the input may read into `bytes` again.
+   */
   emitRaw(bytes: Buffer, count: number): void | Promise<void>;
   /** Aborts when the program must stop reading (signal, closed output). */
   readonly stopping: AbortSignal;
@@ -49,7 +57,10 @@ export interface OutputContext extends Reporting {
 export interface Output {
   /** Encoded frames, and the messages they came from (same order). Await it: backpressure. */
   write(frames: string[], messages: readonly Message[]): void | Promise<void>;
-  /** Present on line outputs that can take raw LF-terminated bytes as they are. */
+  /**
+   * Present on line outputs that can take raw LF-terminated bytes as they are.
+   * `bytes` may be overwritten once it returns, or its promise resolves: copy to keep them longer.
+   */
   writeRaw?(bytes: Buffer, count: number): void | Promise<void>;
   /** Delivers whatever is queued, then releases resources. Throws RuntimeError on loss. */
   close(): Promise<void>;
@@ -72,6 +83,12 @@ export interface Codec {
   encode(message: Message): string;
   /** The message is the frame's text unchanged: raw bytes may pass through. */
   readonly raw?: boolean;
+  /**
+   * True when this codec's encode(decode(frame)) gives bytes[start, end) back
+   * unchanged (it may say false when unsure): with this codec on both sides and
+   * no filters, such lines pass through as bytes. The same function on both sides.
+   */
+  readonly verbatim?: (bytes: Uint8Array, start: number, end: number) => boolean;
 }
 
 export type CodecContext = Record<string, never>;

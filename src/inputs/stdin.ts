@@ -1,4 +1,4 @@
-import { LineFramer, maxLineLengthOption, readLines } from '../framing.js';
+import { LineFramer, maxLineLengthOption, readDescriptor } from '../framing.js';
 import { defineInput } from '../plugin.js';
 
 export default defineInput({
@@ -7,6 +7,6 @@ export default defineInput({
   examples: ["tail -F app.log | message-passing --decoder Null --output ZeroMQ --output_options '{connect: \"tcp://logs:5552\"}'"],
   options: { max_line_length: maxLineLengthOption },
   create: (options, context) => ({
-    run: () => readLines(process.stdin, new LineFramer(context, 'stdin', options.max_line_length), context.stopping),
+    run: () => readDescriptor(0, new LineFramer(context, 'stdin', options.max_line_length), context.stopping, () => process.stdin),
   }),
 });
