@@ -1,3 +1,4 @@
+import { isVerbatimJson } from '../json-verbatim.js';
 import { defineCodec } from '../plugin.js';
 
 export default defineCodec({
@@ -5,5 +6,6 @@ export default defineCodec({
   description: 'Decoding parses the frame as JSON; a frame that is not JSON goes to the error output. Encoding writes compact JSON on one line.',
   examples: ['message-passing --decoder JSON --encoder JSON < events.ndjson'],
   options: {},
-  create: () => ({ decode: JSON.parse, encode: JSON.stringify }),
+  // Lines already in the form JSON.stringify writes pass through untouched when nothing else looks inside.
+  create: () => ({ decode: JSON.parse, encode: JSON.stringify, verbatim: isVerbatimJson }),
 });
