@@ -1,7 +1,7 @@
 // ZeroMQ input and output, end to end: the real binary over real TCP sockets on
 // 127.0.0.1, in every topology of Perl's Message::Passing::ZeroMQ, plus the
 // failure cases (no peer, address in use, malformed endpoints).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -245,6 +245,19 @@ describe('ZeroMQ PUSH -> PULL', () => {
     expect(records(finished.stderr)).toEqual([
       { error: 'encoding', reason: 'ZeroMQ message is not valid UTF-8', source: 'zeromq:2', frame: '//5B', encoding: 'base64' },
     ]);
+  });
+  it('with the Null codecs, lines pass as bytes both ways, unchanged, even when they are not UTF-8', async () => {
+    const port = await freePort();
+    const raw = ['--decoder', 'Null', '--encoder', 'Null'];
+    const file = join(dir, 'raw.out');
+    const pull = spawned([...zmqInput({ socket_bind: endpoint(port), socket_type: 'PULL' }), ...raw, '--output', 'File', '--output_options', JSON.stringify({ filename: file })]);
+    const input = Buffer.concat([Buffer.from('plain text\n{"a": 1}\n'), Buffer.from([0x62, 0xff, 0x0a]), Buffer.from('last\n')]);
+    const push = await run([...zmqOutput({ connect: endpoint(port), socket_type: 'PUSH' }), ...raw], { input });
+    expect(push.code, push.stderr).toBe(0);
+    const written = () => (existsSync(file) ? readFileSync(file) : Buffer.alloc(0));
+    await until(() => written().includes('last\n'), 'the last line');
+    expect((await stop(pull)).code).toBe(0);
+    expect(written().equals(input), written().toString('latin1')).toBe(true);
   });
 });
 

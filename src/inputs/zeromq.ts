@@ -8,6 +8,9 @@ const LABEL = 'zeromq input';
 /** Messages handed to the chain at once: what is already there is read without a wait per message. */
 const BATCH_LIMIT = 512;
 
+const LF = 10;
+const CR = 13;
+
 /** Longest run of receives between two checks that a message is ready. */
 const READ_RUN = 32;
 
@@ -68,7 +71,8 @@ export default defineInput({
 class ZeroMQInput implements Input {
   /** Number of the next message received (1-based), for error records and the chain. */
   private frameNumber = 1;
-  private batch: string[] = [];
+  /** The frame (last part) of each message received and not yet handed on. */
+  private received: Buffer[] = [];
   private failure: unknown;
 
   constructor(
@@ -132,9 +136,9 @@ class ZeroMQInput implements Input {
       limit = Infinity;
     }
     while (limit > 0 && socket.readable) {
-      const before = this.batch.length;
+      const before = this.received.length;
       await this.readQueued(Math.min(BATCH_LIMIT, limit));
-      limit -= this.batch.length - before;
+      limit -= this.received.length - before;
       const wait = this.emitBatch();
       if (wait) await wait;
     }
@@ -151,7 +155,7 @@ class ZeroMQInput implements Input {
     let last: Promise<void> | undefined;
     let run = 1;
     // Each receive() settles at once here; their callbacks run in order, so awaiting the last awaits them all.
-    for (let count = this.batch.length; count < limit && socket.readable; ) {
+    for (let count = this.received.length; count < limit && socket.readable; ) {
       const end = Math.min(limit, count + run);
       for (; count < end; count++) last = socket.receive().then(this.take, this.receiveFailed);
       if (run < READ_RUN) run *= 2;
@@ -167,27 +171,58 @@ class ZeroMQInput implements Input {
   };
 
   private readonly take = (parts: Buffer[]): void => {
-    const number = this.frameNumber++;
-    const bytes = parts[parts.length - 1]!;
-    const text = bytes.toString('utf8');
-    // Decoding replaces invalid bytes with U+FFFD; only then is a full check needed.
-    if (text.includes('\uFFFD') && !isUtf8(bytes)) {
-      this.context.reportError({
-        error: 'encoding',
-        reason: 'ZeroMQ message is not valid UTF-8',
-        source: `zeromq:${number}`,
-        ...frameCopy(bytes),
-      });
-      this.batch.push('');
-    } else {
-      this.batch.push(text);
-    }
+    this.frameNumber++;
+    this.received.push(parts[parts.length - 1]!);
   };
 
   private emitBatch(): void | Promise<void> {
-    const frames = this.batch;
-    if (frames.length === 0) return;
-    this.batch = [];
-    return this.context.emit({ frames, source: 'zeromq', first: this.frameNumber - frames.length });
+    const received = this.received;
+    if (received.length === 0) return;
+    this.received = [];
+    const first = this.frameNumber - received.length;
+    if (this.context.raw) {
+      const bytes = this.asLines(received);
+      if (bytes) return this.context.emitRaw(bytes, received.length);
+    }
+    const frames: string[] = new Array(received.length);
+    for (let i = 0; i < received.length; i++) frames[i] = this.text(received[i]!, first + i);
+    return this.context.emit({ frames, source: 'zeromq', first });
+  }
+
+  private text(bytes: Buffer, number: number): string {
+    const text = bytes.toString('utf8');
+    // Decoding replaces invalid bytes with U+FFFD; only then is a full check needed.
+    if (!text.includes('\uFFFD') || isUtf8(bytes)) return text;
+    this.context.reportError({
+      error: 'encoding',
+      reason: 'ZeroMQ message is not valid UTF-8',
+      source: `zeromq:${number}`,
+      ...frameCopy(bytes),
+    });
+    return '';
+  }
+
+  /**
+   * For the raw pass-through (nothing looks inside messages): the frames as
+   * LF-terminated lines, when each one is a clean line (not empty, no LF
+   * inside, no CR at its end) that the codecs would pass unchanged; otherwise
+   * nothing, and the batch takes the normal path.
+   */
+  private asLines(frames: readonly Buffer[]): Buffer | undefined {
+    const { verbatim } = this.context as InputContext & { verbatim?: (bytes: Uint8Array, start: number, end: number) => boolean };
+    let length = 0;
+    for (const frame of frames) {
+      const size = frame.length;
+      if (size === 0 || frame[size - 1] === CR || frame.indexOf(LF) >= 0) return undefined;
+      if (verbatim && !verbatim(frame, 0, size)) return undefined;
+      length += size + 1;
+    }
+    const lines = Buffer.allocUnsafe(length);
+    let at = 0;
+    for (const frame of frames) {
+      at += frame.copy(lines, at);
+      lines[at++] = LF;
+    }
+    return lines;
   }
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { RuntimeError, describe } from '../errors.js';
 import { defineOutput, type Output, type OutputContext } from '../plugin.js';
 import { attach, checkEndpoints, endpointList, endpointOptions, loadZeroMQ, plural, type ZeroMQ } from '../zeromq.js';
@@ -16,6 +17,9 @@ const SUBSCRIPTION_POLL_MS = 3;
 
 /** libzmq ends a socket that ran out of linger at the deadline; ending this close to it means it probably did. */
 const LINGER_TOLERANCE_MS = 20;
+
+/** One message's bytes: text from the encoder, or raw bytes that are not UTF-8. */
+type Frame = string | Buffer;
 
 type PushSocket = InstanceType<ZeroMQ['Push']>;
 type PubSocket = InstanceType<ZeroMQ['XPublisher']>;
@@ -112,11 +116,11 @@ interface Settings {
 
 class ZeroMQOutput implements Output {
   /** Batches accepted by write() and not yet handed to the socket, oldest first; `next` is the first unsent frame of backlog[0]. */
-  private backlog: string[][] = [];
+  private backlog: Frame[][] = [];
   private next = 0;
   private backlogSize = 0;
   /** Frames whose eager send failed after all (a peer went away in between); they go out first. */
-  private retry: string[] = [];
+  private retry: Frame[] = [];
   /** A send is waiting for the socket to take a message (no peer, or the high-water mark reached). */
   private inFlight = false;
   private pumping: Promise<void> | undefined;
@@ -146,7 +150,21 @@ class ZeroMQOutput implements Output {
     }
   }
 
-  write(frames: string[]): void | Promise<void> {
+  /** Raw pass-through (no decoding): each LF-terminated line is one message. */
+  writeRaw(bytes: Buffer): void | Promise<void> {
+    const text = bytes.toString('utf8', 0, bytes.length - 1);
+    if (isUtf8(bytes)) return this.write(text.split('\n'));
+    // Bytes that are not text go as they are, each line copied since `bytes` is reused.
+    const frames: Buffer[] = [];
+    for (let start = 0; start < bytes.length; ) {
+      const end = bytes.indexOf(10, start);
+      frames.push(Buffer.from(bytes.subarray(start, end)));
+      start = end + 1;
+    }
+    return this.write(frames);
+  }
+
+  write(frames: Frame[]): void | Promise<void> {
     if (this.failure) throw this.failure;
     if (this.closed) throw new RuntimeError(`${LABEL}: write after close`);
     let from = 0;
@@ -206,7 +224,7 @@ class ZeroMQOutput implements Output {
   }
 
   /** Sends from `frames[from]` while the socket takes messages at once; returns the index of the first frame not sent. */
-  private sendEagerly(frames: readonly string[], from: number): number {
+  private sendEagerly(frames: readonly Frame[], from: number): number {
     const { socket } = this;
     const { topic, push } = this.settings;
     let i = from;
@@ -220,7 +238,7 @@ class ZeroMQOutput implements Output {
     return i;
   }
 
-  private requeue(frame: string): void {
+  private requeue(frame: Frame): void {
     if (this.closed) return;
     this.retry.push(frame);
     this.pumping ??= this.pump();
@@ -273,7 +291,7 @@ class ZeroMQOutput implements Output {
     if (this.backlogSize <= BACKLOG_LIMIT) this.wakeWriter();
   }
 
-  private takeOne(): string {
+  private takeOne(): Frame {
     const batch = this.backlog[0]!;
     const frame = batch[this.next++]!;
     this.backlogSize--;
