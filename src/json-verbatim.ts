@@ -26,11 +26,17 @@ const MAX_KEYS = 32;
 /** Up to 15 significant digits a decimal number round-trips through a double unchanged. */
 const MAX_DIGITS = 15;
 
+/** Bytes a string holds as they are: not a quote, a backslash or a control character. */
+const PLAIN = new Uint8Array(256).fill(1, 0x20);
+PLAIN[QUOTE] = 0;
+PLAIN[BACKSLASH] = 0;
+
 /** Per nesting level: whether it is an object, and where its keys start in `keys`. */
-const isObject: boolean[] = [];
-const keysFrom: number[] = [];
-/** Start and end of each key of the objects being read, innermost last. */
-const keys: number[] = [];
+const isObject = new Uint8Array(MAX_DEPTH + 1);
+const keysFrom = new Int32Array(MAX_DEPTH + 1);
+/** Start and end of each key of the objects being read, innermost last; `keyCount` of them in use. */
+const keys = new Int32Array(2 * MAX_KEYS * (MAX_DEPTH + 1));
+let keyCount = 0;
 
 /**
  * True when bytes[start, stop) is one JSON value that JSON.stringify(JSON.parse())
@@ -40,7 +46,7 @@ const keys: number[] = [];
 export function isVerbatimJson(b: Uint8Array, start: number, stop: number): boolean {
   let p = start;
   let depth = 0;
-  keys.length = 0;
+  keyCount = 0;
   for (;;) {
     // A value at p.
     if (p >= stop) return false;
@@ -54,9 +60,9 @@ export function isVerbatimJson(b: Uint8Array, start: number, stop: number): bool
         p++;
       } else {
         depth++;
-        isObject[depth] = true;
-        keysFrom[depth] = keys.length;
-        p = scanKey(b, p, stop, keys.length);
+        isObject[depth] = 1;
+        keysFrom[depth] = keyCount;
+        p = scanKey(b, p, stop, keyCount);
         if (p < 0) return false;
         continue;
       }
@@ -67,7 +73,7 @@ export function isVerbatimJson(b: Uint8Array, start: number, stop: number): bool
         p++;
       } else {
         depth++;
-        isObject[depth] = false;
+        isObject[depth] = 0;
         continue;
       }
     } else if (c === MINUS || (c >= ZERO && c <= NINE)) {
@@ -87,14 +93,14 @@ export function isVerbatimJson(b: Uint8Array, start: number, stop: number): bool
       if (depth === 0) return p === stop;
       if (p >= stop) return false;
       const next = b[p++]!;
-      if (isObject[depth]) {
+      if (isObject[depth] === 1) {
         if (next === COMMA) {
           p = scanKey(b, p, stop, keysFrom[depth]!);
           if (p < 0) return false;
           break;
         }
         if (next !== CLOSE_BRACE) return false;
-        keys.length = keysFrom[depth]!;
+        keyCount = keysFrom[depth]!;
       } else {
         if (next === COMMA) break;
         if (next !== CLOSE_BRACKET) return false;
@@ -119,6 +125,11 @@ function scanKey(b: Uint8Array, p: number, stop: number, first: number): number 
 function scanString(b: Uint8Array, p: number, stop: number): number {
   p++;
   while (p < stop) {
+    // Most bytes are plain: one table look-up each.
+    if (PLAIN[b[p]!] === 1) {
+      p++;
+      continue;
+    }
     const c = b[p]!;
     if (c === QUOTE) return p + 1;
     if (c === BACKSLASH) {
@@ -223,7 +234,7 @@ function newKey(b: Uint8Array, first: number, start: number, stop: number): bool
   }
   if (digits && stop > start) return false;
   const length = stop - start;
-  for (let k = first; k < keys.length; k += 2) {
+  for (let k = first; k < keyCount; k += 2) {
     const s = keys[k]!;
     if (keys[k + 1]! - s !== length) continue;
     let same = true;
@@ -235,7 +246,8 @@ function newKey(b: Uint8Array, first: number, start: number, stop: number): bool
     }
     if (same) return false;
   }
-  if (keys.length - first >= 2 * MAX_KEYS) return false;
-  keys.push(start, stop);
+  if (keyCount - first >= 2 * MAX_KEYS) return false;
+  keys[keyCount++] = start;
+  keys[keyCount++] = stop;
   return true;
 }
