@@ -1,8 +1,9 @@
 // The README is run: every `$ command` in a ```sh block must print what the lines under it say,
 // and every file shown (a block whose first line is `// NAME`) is written first.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { flags } from '../src/flags.js';
 import { BIN, ROOT, tempDir } from './helpers.js';
@@ -58,6 +59,19 @@ const all = blocks(readme);
 const shellBlocks = all.filter((b) => b.lang === 'sh');
 const [quickStart, ...usage] = shellBlocks;
 
+// `message-passing` on PATH, as after npm install -g, and every file the README shows, written out.
+const binDir = join(dir, '.bin');
+mkdirSync(binDir);
+writeFileSync(join(binDir, 'message-passing'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`);
+chmodSync(join(binDir, 'message-passing'), 0o755);
+for (const block of all) {
+  const name = /^\/\/ (\S+)$/.exec(block.lines[0] ?? '')?.[1];
+  if (name && block.lang !== 'sh') writeFileSync(join(dir, name), block.lines.join('\n') + '\n');
+}
+const env: Record<string, string | undefined> = { ...process.env, PATH: `${binDir}:${process.env.PATH}` };
+delete env.DEBUG;
+const exec = promisify(execFile);
+
 describe('README', () => {
   it('Quick start shows exactly the two commands for a fresh clone, and the first one works', () => {
     expect(quickStart!.lines).toEqual(["npm install && echo '{\"hello\":\"world\"}' | npx message-passing", 'npm test']);
@@ -71,28 +85,16 @@ describe('README', () => {
     for (const block of usage) expect(examples(block).length, `README.md:${block.at}`).toBeGreaterThan(0);
   });
 
-  it('every command prints what the README says', () => {
-    // `message-passing` on PATH, as after npm install -g.
-    const binDir = join(dir, '.bin');
-    mkdirSync(binDir);
-    writeFileSync(join(binDir, 'message-passing'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`);
-    chmodSync(join(binDir, 'message-passing'), 0o755);
-    for (const block of all) {
-      const name = /^\/\/ (\S+)$/.exec(block.lines[0] ?? '')?.[1];
-      if (name && block.lang !== 'sh') writeFileSync(join(dir, name), block.lines.join('\n') + '\n');
-    }
-    const env: Record<string, string | undefined> = { ...process.env, PATH: `${binDir}:${process.env.PATH}` };
-    delete env.DEBUG;
-    for (const block of usage) {
-      for (const { command, expected, at } of examples(block)) {
-        let output: string;
-        try {
-          output = execFileSync('bash', ['-c', `{ ${command}\n} 2>&1`], { cwd: dir, env, encoding: 'utf8', timeout: 10_000 });
-        } catch (error) {
-          throw new Error(`README.md:${at}: \`${command}\` failed: ${String((error as { stdout?: string }).stdout ?? error)}`);
-        }
-        expect(output, `README.md:${at}: ${command}`).toMatch(pattern(expected));
+  // Blocks run side by side; the commands of one block run in order, in one shared folder.
+  it.concurrent.each(usage.map((block) => [block.at, block] as const))('the commands of the block at README.md:%i print what it says', async (_at, block) => {
+    for (const { command, expected, at } of examples(block)) {
+      let output: string;
+      try {
+        ({ stdout: output } = await exec('bash', ['-c', `{ ${command}\n} 2>&1`], { cwd: dir, env, encoding: 'utf8', timeout: 10_000 }));
+      } catch (error) {
+        throw new Error(`README.md:${at}: \`${command}\` failed: ${String((error as { stdout?: string }).stdout ?? error)}`);
       }
+      expect(output, `README.md:${at}: ${command}`).toMatch(pattern(expected));
     }
   });
 
