@@ -180,13 +180,40 @@ class ZeroMQInput implements Input {
     if (received.length === 0) return;
     this.received = [];
     const first = this.frameNumber - received.length;
-    if (this.context.raw) {
-      const bytes = this.asLines(received);
-      if (bytes) return this.context.emitRaw(bytes, received.length);
+    if (!this.context.raw) return this.emitFrames(received, 0, received.length, first);
+    return this.emitRuns(received, 0, first);
+  }
+
+  /**
+   * Raw pass-through (nothing looks inside messages, or the codecs pass such
+   * lines unchanged): runs of frames that are clean lines go on as bytes, the
+   * others as text to be decoded, in their order. `first` numbers frames[0].
+   */
+  private emitRuns(frames: readonly Buffer[], from: number, first: number): void | Promise<void> {
+    let runStart = from;
+    let runPasses = this.passes(frames[from]!);
+    for (let i = from + 1; i <= frames.length; i++) {
+      if (i < frames.length && this.passes(frames[i]!) === runPasses) continue;
+      const wait = runPasses ? this.context.emitRaw(asLines(frames, runStart, i), i - runStart) : this.emitFrames(frames, runStart, i, first);
+      if (i === frames.length) return wait;
+      if (wait) return wait.then(() => this.emitRuns(frames, i, first));
+      runStart = i;
+      runPasses = !runPasses;
     }
-    const frames: string[] = new Array(received.length);
-    for (let i = 0; i < received.length; i++) frames[i] = this.text(received[i]!, first + i);
-    return this.context.emit({ frames, source: 'zeromq', first });
+  }
+
+  /** A clean line (not empty, no LF inside, no CR at its end) that the codecs pass unchanged. */
+  private passes(frame: Buffer): boolean {
+    const size = frame.length;
+    if (size === 0 || frame[size - 1] === CR || frame.indexOf(LF) >= 0) return false;
+    const { verbatim } = this.context;
+    return verbatim === undefined || verbatim(frame, 0, size);
+  }
+
+  private emitFrames(received: readonly Buffer[], from: number, end: number, first: number): void | Promise<void> {
+    const frames: string[] = new Array(end - from);
+    for (let i = from; i < end; i++) frames[i - from] = this.text(received[i]!, first + i);
+    return this.context.emit({ frames, source: 'zeromq', first: first + from });
   }
 
   private text(bytes: Buffer, number: number): string {
@@ -201,28 +228,17 @@ class ZeroMQInput implements Input {
     });
     return '';
   }
+}
 
-  /**
-   * For the raw pass-through (nothing looks inside messages): the frames as
-   * LF-terminated lines, when each one is a clean line (not empty, no LF
-   * inside, no CR at its end) that the codecs would pass unchanged; otherwise
-   * nothing, and the batch takes the normal path.
-   */
-  private asLines(frames: readonly Buffer[]): Buffer | undefined {
-    const { verbatim } = this.context as InputContext & { verbatim?: (bytes: Uint8Array, start: number, end: number) => boolean };
-    let length = 0;
-    for (const frame of frames) {
-      const size = frame.length;
-      if (size === 0 || frame[size - 1] === CR || frame.indexOf(LF) >= 0) return undefined;
-      if (verbatim && !verbatim(frame, 0, size)) return undefined;
-      length += size + 1;
-    }
-    const lines = Buffer.allocUnsafe(length);
-    let at = 0;
-    for (const frame of frames) {
-      at += frame.copy(lines, at);
-      lines[at++] = LF;
-    }
-    return lines;
+/** frames[from, end) as LF-terminated lines in one buffer. */
+function asLines(frames: readonly Buffer[], from: number, end: number): Buffer {
+  let length = 0;
+  for (let i = from; i < end; i++) length += frames[i]!.length + 1;
+  const lines = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (let i = from; i < end; i++) {
+    at += frames[i]!.copy(lines, at);
+    lines[at++] = LF;
   }
+  return lines;
 }
