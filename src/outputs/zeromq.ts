@@ -152,8 +152,7 @@ class ZeroMQOutput implements Output {
 
   /** Raw pass-through (no decoding): each LF-terminated line is one message. */
   writeRaw(bytes: Buffer): void | Promise<void> {
-    const text = bytes.toString('utf8', 0, bytes.length - 1);
-    if (isUtf8(bytes)) return this.write(text.split('\n'));
+    if (isUtf8(bytes)) return this.write(bytes.toString('utf8', 0, bytes.length - 1).split('\n'));
     // Bytes that are not text go as they are, each line copied since `bytes` is reused.
     const frames: Buffer[] = [];
     for (let start = 0; start < bytes.length; ) {
@@ -191,8 +190,8 @@ class ZeroMQOutput implements Output {
   async close(): Promise<void> {
     if (this.closed) return;
     this.unwatchStop?.();
-    // A PUB's wait for subscribers is bounded by subscribe_delay; linger counts from here.
-    await this.whenReady;
+    // With messages to send, a PUB first waits for its subscribers (bounded by subscribe_delay); linger counts from here.
+    if (this.pumping && !this.ready) await this.whenReady;
     const { linger, push, endpoints } = this.settings;
     const deadline = linger < 0 ? Infinity : Date.now() + linger;
     if (this.pumping) await withTimeout(this.pumping, linger);
@@ -326,7 +325,7 @@ class ZeroMQOutput implements Output {
           if (message && message[0] === 1) this.subscriptions++;
         }
         const left = deadline - Date.now();
-        if (this.subscriptions >= subscribersWanted || left <= 0) break;
+        if (this.subscriptions >= subscribersWanted || left <= 0 || this.closed) break;
         await new Promise((resolve) => setTimeout(resolve, Math.min(SUBSCRIPTION_POLL_MS, left)));
       }
     } catch {
