@@ -22,8 +22,8 @@ export default defineInput({
   description: [
     'SUB (the default) receives what PUB peers publish, filtered by the subscribe prefixes; PULL takes its share of what PUSH peers send. ' +
       'A multi-part message yields its last part as the frame (the first parts are the topic). A message that is not valid UTF-8 goes to the error output.',
-    'On SIGINT or SIGTERM the input stops receiving, hands on what ZeroMQ has already queued on this side, and the chain drains; ' +
-      'a sender connected to a stopped PULL keeps what it has not sent, for the next peer.',
+    'On SIGINT or SIGTERM the input stops taking new messages (a bound socket unbinds first), hands on everything ZeroMQ had already received on this side, ' +
+      'and the chain drains. Messages a peer had queued for this input but not yet sent stay with that peer, or are dropped by it, as ZeroMQ does.',
   ].join('\n\n'),
   examples: [
     'message-passing --input ZeroMQ --input_options \'{socket_bind: "tcp://*:5552"}\' --output STDOUT',
