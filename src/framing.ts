@@ -7,7 +7,6 @@ import type { OptionSpec } from './options.js';
 
 const LF = 10;
 const CR = 13;
-const NEWLINE = Buffer.from('\n');
 const LFLF = Buffer.from('\n\n');
 const CRLF = Buffer.from('\r\n');
 
@@ -31,6 +30,8 @@ export class LineFramer {
   private line = 1;
   /** True while discarding the rest of an over-long line. */
   private skipping = false;
+  /** Where raw lines that had to be cleaned are copied together (frameUnclean). */
+  private scratch = Buffer.alloc(0);
 
   constructor(
     private readonly context: InputContext,
@@ -121,7 +122,7 @@ export class LineFramer {
 
   /** `lines` holds whole lines, each ending in LF. */
   private frame(lines: Buffer): void | Promise<void> {
-    if (this.context.raw) return this.frameRaw(lines, this.line);
+    if (this.context.raw) return this.frameRaw(lines);
     return this.frameText(lines, 0);
   }
 
@@ -180,43 +181,68 @@ export class LineFramer {
   }
 
   /** Raw pass-through: hand the bytes on untouched when they are already clean. */
-  private frameRaw(lines: Buffer, first: number): void | Promise<void> {
+  private frameRaw(lines: Buffer): void | Promise<void> {
+    const { verbatim } = this.context;
+    // JSON lines that are not valid UTF-8 are decoded the normal way, which reports them.
+    if (verbatim && !isUtf8(lines)) return this.frameText(lines, 0);
     // Clean when no line is empty, ends in CR or is too long: the bytes then go on
     // as they are. A native search each for CR LF and LF LF, one per line to count.
-    const { verbatim } = this.context;
-    let clean = lines[0] !== LF && lines.indexOf(LFLF) < 0 && lines.indexOf(CRLF) < 0;
-    // JSON lines: anything unusual is decoded the normal way, which knows CR, empty lines and bad UTF-8.
-    if (verbatim && !(clean && isUtf8(lines))) return this.frameText(lines, 0);
-    const max = this.maxLineLength;
-    let count = 0;
-    let start = 0;
-    for (let at = lines.indexOf(LF); at >= 0; at = lines.indexOf(LF, start)) {
-      if (verbatim && (at - start > max || !verbatim(lines, start, at))) {
-        // The lines before go as they are; from this one on, decoded and encoded.
-        if (count === 0) return this.frameText(lines, 0);
-        this.line += count;
-        const wait = this.context.emitRaw(lines.subarray(0, start), count);
-        const rest = start;
-        return wait ? wait.then(() => this.frameText(lines, rest)) : this.frameText(lines, rest);
+    if (lines[0] !== LF && lines.indexOf(LFLF) < 0 && lines.indexOf(CRLF) < 0) {
+      const max = this.maxLineLength;
+      let count = 0;
+      let start = 0;
+      for (let at = lines.indexOf(LF); at >= 0; at = lines.indexOf(LF, start)) {
+        if (at - start > max) return this.frameUnclean(lines);
+        if (verbatim && !verbatim(lines, start, at)) {
+          this.line += count;
+          return this.passThen(lines.subarray(0, start), count, lines, start);
+        }
+        count++;
+        start = at + 1;
       }
-      count++;
-      if (at - start > max) clean = false;
-      start = at + 1;
-    }
-    if (clean) {
       this.line += count;
       return this.context.emitRaw(lines, count);
     }
-    const kept: Buffer[] = [];
-    let keptLines = 0;
-    this.eachLine(lines, (start, end, number) => {
-      if (end - start > this.maxLineLength) return this.overLong(lines.subarray(start, end), number);
-      if (end === start) return;
-      kept.push(lines.subarray(start, end), NEWLINE);
-      keptLines++;
-    });
-    if (keptLines === 0) return;
-    return this.context.emitRaw(Buffer.concat(kept), keptLines);
+    return this.frameUnclean(lines);
+  }
+
+  /**
+   * Raw pass-through of lines some of which are empty, end in CR or are too
+   * long: the others are copied together, without their CR, into a buffer of the
+   * framer's own, reused once the chain is done with it (see InputContext.emitRaw).
+   */
+  private frameUnclean(lines: Buffer): void | Promise<void> {
+    const { verbatim } = this.context;
+    const max = this.maxLineLength;
+    if (this.scratch.length < lines.length) this.scratch = Buffer.allocUnsafeSlow(Math.max(lines.length, this.scratch.length * 2));
+    const out = this.scratch;
+    let used = 0;
+    let kept = 0;
+    let start = 0;
+    for (let at = lines.indexOf(LF); at >= 0; at = lines.indexOf(LF, start)) {
+      const end = at > start && lines[at - 1] === CR ? at - 1 : at;
+      if (end - start > max || (verbatim && end > start && !verbatim(lines, start, end))) {
+        // JSON lines: from this one on, decoded and encoded (over-long ones reported there).
+        if (verbatim) return this.passThen(out.subarray(0, used), kept, lines, start);
+        this.overLong(lines.subarray(start, end), this.line);
+      } else if (end > start) {
+        lines.copy(out, used, start, end);
+        used += end - start;
+        out[used++] = LF;
+        kept++;
+      }
+      this.line++;
+      start = at + 1;
+    }
+    if (kept === 0) return;
+    return this.context.emitRaw(out.subarray(0, used), kept);
+  }
+
+  /** `count` lines as bytes, then `lines` from byte `rest` on decoded the normal way. */
+  private passThen(bytes: Buffer, count: number, lines: Buffer, rest: number): void | Promise<void> {
+    if (count === 0) return this.frameText(lines, rest);
+    const wait = this.context.emitRaw(bytes, count);
+    return wait ? wait.then(() => this.frameText(lines, rest)) : this.frameText(lines, rest);
   }
 
   /** Calls `each(start, end, lineNumber)` per line, `end` excluding LF and a CR before it. */
