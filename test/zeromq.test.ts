@@ -266,10 +266,29 @@ describe('ZeroMQ PUSH never drops', () => {
     const port = await freePort();
     const connecting = await run(zmqOutput({ connect: endpoint(port), socket_type: 'PUSH', linger: 200 }), { input: '{"a":1}\n' });
     expect(connecting.code).toBe(1);
-    expect(connecting.stderr).toMatch(/^message-passing: zeromq output: 1 message could not be delivered within linger \(200 ms\): .*\n$/);
+    expect(connecting.stderr).toMatch(/^message-passing: zeromq output: 1 message could not be delivered within linger \(200 ms\): no peer is connected .*\n$/);
     const binding = await run(zmqOutput({ socket_bind: endpoint(port), socket_type: 'PUSH', linger: 200 }), { input: '{"a":1}\n{"a":2}\n{"a":3}\n' });
     expect(binding.code).toBe(1);
     expect(binding.stderr).toMatch(/^message-passing: zeromq output: 3 messages could not be delivered within linger \(200 ms\): .*\n$/);
+  });
+
+  it('a consumer too slow for linger: the producer says messages were left behind, exit 1', async () => {
+    const port = await freePort();
+    const consumer = spawned([
+      ...zmqInput({ socket_bind: endpoint(port), socket_type: 'PULL', socket_hwm: 5 }),
+      '--filter', slowFilter,
+      '--filter_options', '{"us": 5000}',
+    ]);
+    // 20 MB in 64 KB messages: more than the queues and socket buffers between the two hold.
+    const big = 'x'.repeat(65_536);
+    const producer = await run(zmqOutput({ connect: endpoint(port), socket_type: 'PUSH', socket_hwm: 5, linger: 300 }), {
+      input: ndjson(range(1, 300).map((seq) => ({ seq, big }))),
+    });
+    expect(producer.code, producer.stderr).toBe(1);
+    expect(producer.stderr).toMatch(
+      /^message-passing: zeromq output: (\d+ messages? could not be delivered within linger \(300 ms\): the peers .* did not take them in time|linger \(300 ms\) ran out while ZeroMQ still held messages for a slow peer).*\n$/,
+    );
+    consumer.child.kill('SIGKILL');
   });
 
   it('SIGTERM while a PUSH waits for a peer: the chain drains, the count goes to stderr, exit 1', async () => {

@@ -91,7 +91,11 @@ export default defineOutput({
     socket.sendTimeout = 0;
     // The monitor reports 'end' once libzmq has delivered what it held at close, or linger ran out.
     const events = socket.events;
-    const socketGone = new Promise<void>((resolve) => events.on('end', () => resolve()));
+    const socketGone = new Promise<number>((resolve) => events.on('end', () => resolve(Date.now())));
+    // Peers that completed the ZeroMQ handshake and are still there: what an error at the end can say.
+    const peers = { connected: 0 };
+    events.on('handshake', () => peers.connected++);
+    events.on('disconnect', () => (peers.connected = Math.max(0, peers.connected - 1)));
     await attach(socket, LABEL, options);
     const subscribersWanted = options.connect ? options.connect.length : 1;
     return new ZeroMQOutput(socket, {
@@ -101,7 +105,7 @@ export default defineOutput({
       push: options.socket_type === 'PUSH',
       subscribersWanted,
       subscribeDelayMs: options.subscribe_delay * 1000,
-    }, socketGone, context);
+    }, socketGone, peers, context);
   },
 });
 
@@ -137,8 +141,9 @@ class ZeroMQOutput implements Output {
   constructor(
     private readonly socket: PushSocket | PubSocket,
     private readonly settings: Settings,
-    /** Resolves once libzmq has let go of the closed socket. */
-    private readonly socketGone: Promise<void>,
+    /** Resolves, with the time, once libzmq has let go of the closed socket. */
+    private readonly socketGone: Promise<number>,
+    private readonly peers: { readonly connected: number },
     private readonly context: OutputContext,
   ) {
     if (settings.push) {
@@ -204,15 +209,15 @@ class ZeroMQOutput implements Output {
     this.socket.close();
     this.wakeWriter();
     // The process may exit right after this returns, which would drop what libzmq still holds: wait until it lets go.
-    await withTimeout(this.socketGone, remaining < 0 ? -1 : remaining + 1000);
-    const lingerRanOut = remaining > 0 && Date.now() - closedAt >= remaining - LINGER_TOLERANCE_MS;
+    const goneAt = (await withTimeout(this.socketGone, remaining < 0 ? -1 : remaining + 1000)) ?? Date.now();
+    const lingerRanOut = remaining > 0 && goneAt - closedAt >= remaining - Math.min(LINGER_TOLERANCE_MS, remaining / 2);
     if (this.failure) throw this.failure;
     if (undelivered > 0) {
-      const pronoun = undelivered === 1 ? 'it' : 'them';
-      const why = push ? `no peer of the PUSH socket (${endpoints}) took ${pronoun}` : `the PUB socket (${endpoints}) could not send ${pronoun}`;
-      throw new RuntimeError(
-        `${LABEL}: ${plural(undelivered, 'message')} could not be delivered within linger (${linger} ms): ${why}; start the receiving side first, or raise linger`,
-      );
+      const why =
+        this.peers.connected === 0
+          ? `no peer is connected to the ${push ? 'PUSH' : 'PUB'} socket (${endpoints}); start the receiving side first, or raise linger`
+          : `the peers of the ${push ? 'PUSH' : 'PUB'} socket (${endpoints}) did not take them in time; raise linger`;
+      throw new RuntimeError(`${LABEL}: ${plural(undelivered, 'message')} could not be delivered within linger (${linger} ms): ${why}`);
     }
     if (push && lingerRanOut) {
       throw new RuntimeError(
@@ -335,11 +340,14 @@ class ZeroMQOutput implements Output {
   }
 }
 
-/** Resolves when `promise` settles or after `ms` (-1: no limit), whichever comes first. */
-function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+/** What `promise` gives, or undefined after `ms` (-1: no limit), whichever comes first. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   if (ms < 0) return promise;
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
