@@ -102,6 +102,7 @@ export class Chain {
 
   outputContext(): OutputContext {
     return {
+      stopping: this.stopping.signal,
       reportError: (record) => {
         // The message was counted as out when handed over; it did not get out.
         this.counters.out--;
@@ -116,6 +117,7 @@ export class Chain {
 
   filterContext(index: number): FilterContext {
     return {
+      stopping: this.stopping.signal,
       reportError: this.reportError,
       push: (messages) => {
         void this.serial(() => this.forward(messages.slice(), index + 1))?.catch(this.fail);

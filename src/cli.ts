@@ -58,6 +58,8 @@ async function build(settings: Settings): Promise<{ chain: Chain; run: () => Pro
     // Errors of the error output have nowhere else to go; they must never loop back.
     reportError: (record) => process.stderr.write(JSON.stringify(record) + '\n'),
     destinationClosed: () => undefined,
+    // It keeps taking records until the very end, stop or not.
+    stopping: new AbortController().signal,
   });
   const chain = new Chain(
     await decoder.plugin.create(decoder.options, {}),

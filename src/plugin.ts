@@ -20,6 +20,8 @@ export interface FrameBatch {
 interface Reporting {
   /** Sends one record to the error output; the chain goes on. */
   reportError(record: ErrorRecord): void;
+  /** Aborts when the program must stop (signal, closed output): inputs stop reading, waits give up. */
+  readonly stopping: AbortSignal;
 }
 
 export interface InputContext extends Reporting {
@@ -40,8 +42,6 @@ export interface InputContext extends Reporting {
    * Once it returns, or its promise resolves, the input may read into `bytes` again.
    */
   emitRaw(bytes: Buffer, count: number): void | Promise<void>;
-  /** Aborts when the program must stop reading (signal, closed output). */
-  readonly stopping: AbortSignal;
 }
 
 export interface Input {

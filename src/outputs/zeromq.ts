@@ -357,15 +357,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined>
  * signals otherwise (the CLI handles those too; a listener here changes nothing).
  */
 function watchStop(context: OutputContext, onStop: () => void): () => void {
-  const { stopping } = context as OutputContext & { stopping?: AbortSignal };
-  if (stopping) {
-    stopping.addEventListener('abort', onStop, { once: true });
-    return () => stopping.removeEventListener('abort', onStop);
-  }
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
-  if (signals.some((signal) => process.listenerCount(signal) === 0)) return () => undefined;
-  for (const signal of signals) process.on(signal, onStop);
-  return () => {
-    for (const signal of signals) process.off(signal, onStop);
-  };
+  context.stopping.addEventListener('abort', onStop, { once: true });
+  return () => context.stopping.removeEventListener('abort', onStop);
 }
