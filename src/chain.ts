@@ -152,14 +152,18 @@ export class Chain {
     // Once the output is gone (`| head` quit), what is still read, such as the cut
     // last line the input hands over as it stops, has nowhere to go: end quietly.
     if (this.destinationClosed) return;
-    const { frames, source, first } = batch;
+    const { frames, source, first, annotate } = batch;
     const messages: Message[] = [];
     for (let i = 0; i < frames.length; i++) {
       const frame = frames[i]!;
       if (frame === '') continue;
       this.counters.in++;
       try {
-        messages.push(this.decoder.decode(frame));
+        const message = this.decoder.decode(frame);
+        if (annotate && typeof message === 'object' && message !== null && !Array.isArray(message)) {
+          annotate(message as Record<string, unknown>, first + i);
+        }
+        messages.push(message);
       } catch (error) {
         this.reportError({ error: 'decode', reason: describe(error), source: `${source}:${first + i}`, ...frameCopy(frame) });
       }

@@ -3,7 +3,7 @@ import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RuntimeError, describe } from './errors.js';
 import { LineFramer } from './framing.js';
-import type { InputContext } from './plugin.js';
+import type { FrameBatch, InputContext } from './plugin.js';
 
 /** Bytes asked for per read: large reads are what make a file input fast. */
 export const READ_SIZE = 256 * 1024;
@@ -146,6 +146,8 @@ export interface FollowOptions {
   fromEnd: boolean;
   pollInterval: number;
   maxLineLength: number;
+  /** Field that receives {file, line} on each message, when asked for. */
+  origin: string | undefined;
 }
 
 /**
@@ -311,7 +313,7 @@ export class Follower {
         dev: info.dev,
         ino: info.ino,
         position: fromEnd ? info.size : 0,
-        framer: new LineFramer(this.context, `file:${path}`, this.options.maxLineLength),
+        framer: new LineFramer(this.context, `file:${path}`, this.options.maxLineLength, originOf(this.options.origin, path)),
         lastDataAt: Date.now(),
         retired: false,
       };
@@ -401,4 +403,12 @@ export class Follower {
       this.wakeUp = done;
     });
   }
+}
+
+/** Where a message came from, as the `origin` option asks: `{file, line}` under that field. */
+export function originOf(field: string | undefined, path: string): FrameBatch['annotate'] {
+  if (field === undefined) return undefined;
+  return (message, line) => {
+    message[field] = { file: path, line };
+  };
 }

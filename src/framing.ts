@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { frameCopy } from './errors.js';
-import type { InputContext } from './plugin.js';
+import type { FrameBatch, InputContext } from './plugin.js';
 import type { OptionSpec } from './options.js';
 
 const LF = 10;
@@ -37,7 +37,13 @@ export class LineFramer {
     private readonly context: InputContext,
     private readonly source: string,
     private readonly maxLineLength: number,
+    /** Adds where each message came from; raw bytes cannot carry that, so it turns pass-through off. */
+    private readonly annotate?: FrameBatch['annotate'],
   ) {}
+
+  private get raw(): boolean {
+    return this.context.raw && !this.annotate;
+  }
 
   /** Frames every complete line in `chunk`; resolves when the chain can take more. */
   push(chunk: Buffer): void | Promise<void> {
@@ -65,7 +71,7 @@ export class LineFramer {
   /** How much a reader should read at a time: large for raw bytes, small when lines become strings. */
   get readSize(): number {
     // JSON lines that are not verbatim are decoded: the smaller size keeps the heap small.
-    return this.context.raw && !this.context.verbatim ? RAW_READ : TEXT_READ;
+    return this.raw && !this.context.verbatim ? RAW_READ : TEXT_READ;
   }
 
   /** Bytes held of a line whose LF has not come yet. */
@@ -122,7 +128,7 @@ export class LineFramer {
 
   /** `lines` holds whole lines, each ending in LF. */
   private frame(lines: Buffer): void | Promise<void> {
-    if (this.context.raw) return this.frameRaw(lines);
+    if (this.raw) return this.frameRaw(lines);
     return this.frameText(lines, 0);
   }
 
@@ -157,7 +163,7 @@ export class LineFramer {
           if (f.charCodeAt(f.length - 1) === 13) frames[i] = f.slice(0, -1);
         }
       }
-      return this.context.emit({ frames, source: this.source, first });
+      return this.context.emit({ frames, source: this.source, first, annotate: this.annotate });
     }
     const frames: string[] = [];
     this.eachLine(lines, (start, end, number) => {
@@ -177,7 +183,7 @@ export class LineFramer {
         frames.push(bytes.toString('utf8'));
       }
     });
-    return this.context.emit({ frames, source: this.source, first });
+    return this.context.emit({ frames, source: this.source, first, annotate: this.annotate });
   }
 
   /** Raw pass-through: hand the bytes on untouched when they are already clean. */

@@ -15,6 +15,8 @@ export interface FrameBatch {
   source: string;
   /** Line or frame number of frames[0] (1-based). */
   first: number;
+  /** Called on each decoded object message with its line or frame number: how an input says where a message came from. */
+  annotate?: (message: Record<string, unknown>, number: number) => void;
 }
 
 interface Reporting {

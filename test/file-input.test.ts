@@ -59,6 +59,14 @@ describe('File input without follow', () => {
     expect(lines(stdout)).toEqual([{ a: 1 }, { a: 2 }, { a: 3 }]);
   });
 
+  it('origin adds {file, line} to each object message, also with the JSON codecs that pass lines through', async () => {
+    const file = path();
+    writeFileSync(file, '{"a":1}\n\n{"a":2}\n"text"\n');
+    const { code, stdout } = await run(['--input', 'File', '--input_options', JSON.stringify({ filename: file, origin: 'from' })]);
+    expect(code).toBe(0);
+    expect(lines(stdout)).toEqual([{ a: 1, from: { file, line: 1 } }, { a: 2, from: { file, line: 3 } }, 'text']);
+  });
+
   it('reads every file a pattern matches, in name order', async () => {
     const a = path('a.log');
     const folder = join(a, '..');
@@ -123,6 +131,17 @@ describe('File input with follow (tail -F)', () => {
     await tool.waitFor('stdout', '{"n":3}');
     const { stdout } = await stop(tool);
     expect(seen(stdout)).toEqual([1, 2, 3]);
+  });
+
+  it('origin names the file and line while following', async () => {
+    const file = path();
+    writeFileSync(file, '{"n":1}\n');
+    const tool = follow({ filename: file, origin: 'origin' });
+    await tool.waitFor('stdout', '"n":1');
+    appendFileSync(file, '{"n":2}\n');
+    await tool.waitFor('stdout', '"n":2');
+    const { stdout } = await stop(tool);
+    expect(lines(stdout)).toEqual([{ n: 1, origin: { file, line: 1 } }, { n: 2, origin: { file, line: 2 } }]);
   });
 
   it('FileTail is File with follow on', async () => {

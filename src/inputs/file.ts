@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ChunkReader, FilePattern, Follower, cannotRead, errorCode, hasWildcard } from '../follow.js';
+import { ChunkReader, FilePattern, Follower, cannotRead, errorCode, hasWildcard, originOf } from '../follow.js';
 import { RuntimeError } from '../errors.js';
 import { LineFramer, maxLineLengthOption } from '../framing.js';
 import type { Input, InputContext } from '../plugin.js';
@@ -12,6 +12,7 @@ interface FileInputOptions {
   from: 'beginning' | 'end';
   poll_interval: number;
   max_line_length: number;
+  origin: string | undefined;
 }
 
 /** The File input; FileTail is the same with `follow` on by default. */
@@ -62,6 +63,12 @@ export function fileInput(followByDefault: boolean) {
           'With follow, how often (milliseconds) to look at the file when no change notice came (notices can be missed).',
       },
       max_line_length: maxLineLengthOption,
+      origin: {
+        type: 'string',
+        description:
+          'Name of a field to add to each message (when it is a JSON object) holding where it was read: {file, line}. Useful to assemble multi-line records later.',
+        example: 'origin',
+      },
     },
     check: (o) => {
       if (hasWildcard(dirname(o.filename))) {
@@ -94,6 +101,7 @@ class FileInput implements Input {
           fromEnd: this.options.from === 'end',
           pollInterval: this.options.poll_interval,
           maxLineLength: this.options.max_line_length,
+          origin: this.options.origin,
         },
         this.context,
       ).run();
@@ -124,7 +132,7 @@ class FileInput implements Input {
       throw cannotRead(path, error, errorHint(error, hint));
     });
     try {
-      const framer = new LineFramer(this.context, `file:${path}`, this.options.max_line_length);
+      const framer = new LineFramer(this.context, `file:${path}`, this.options.max_line_length, originOf(this.options.origin, path));
       const { stopping } = this.context;
       while (!stopping.aborted) {
         // Null position: reads on, so pipes and devices (/dev/stdin) work too.
