@@ -9,7 +9,6 @@ const LABEL = 'zeromq input';
 const BATCH_LIMIT = 512;
 
 const LF = 10;
-const CR = 13;
 
 /** Longest run of receives between two checks that a message is ready. */
 const READ_RUN = 32;
@@ -202,10 +201,14 @@ class ZeroMQInput implements Input {
     }
   }
 
-  /** A clean line (not empty, no LF inside, no CR at its end) that the codecs pass unchanged. */
+  /**
+   * A clean line (not empty, no LF inside) that the codecs pass unchanged. A CR at
+   * its end is part of the message, written out as the text path would write it:
+   * passing it as bytes keeps a frame that is not UTF-8 out of the error output.
+   */
   private passes(frame: Buffer): boolean {
     const size = frame.length;
-    if (size === 0 || frame[size - 1] === CR || frame.indexOf(LF) >= 0) return false;
+    if (size === 0 || frame.indexOf(LF) >= 0) return false;
     const { verbatim } = this.context;
     return verbatim === undefined || verbatim(frame, 0, size);
   }
