@@ -299,7 +299,8 @@ const YIELD_EVERY = 256 << 10;
  */
 export async function readDescriptor(fd: number, framer: LineFramer, stopping: AbortSignal, stream: () => Readable): Promise<void> {
   const stat = fstatSync(fd);
-  if (stat.isFile()) {
+  // Linux's memory devices (major 1: /dev/null, /dev/zero, /dev/urandom) never make a read wait either.
+  if (stat.isFile() || (stat.isCharacterDevice() && ((stat.rdev >> 8) & 0xfff) === 1)) {
     await readSynchronously(fd, framer, stopping, true);
     return;
   }
