@@ -192,13 +192,17 @@ function startup({ runs }) {
 async function slowReader({ events, seconds }) {
   const corpus = corpusFile(events);
   const lines = [`memory with a slow reader (stdout drained at ~2 MB/s for ${seconds} s, VmRSS sampled every 100 ms):`];
-  for (const [label, args] of [
-    ['JSON', []],
-    ['Null', ['--decoder', 'Null', '--encoder', 'Null']],
+  for (const [label, args, piped] of [
+    ['JSON', [], false],
+    ['Null', ['--decoder', 'Null', '--encoder', 'Null'], false],
+    ['JSON, stdin a pipe', [], true],
   ]) {
-    const input = openSync(corpus, 'r');
+    // Piped: from cat through a pipe, which message-passing reads through Node's stream.
+    const feeder = piped ? spawn('cat', [corpus], { stdio: ['ignore', 'pipe', 'ignore'] }) : undefined;
+    const input = feeder ? feeder.stdout : openSync(corpus, 'r');
     const child = spawn(NODE, [BIN, ...args], { stdio: [input, 'pipe', 'ignore'] });
-    closeSync(input);
+    if (feeder) feeder.stdout.destroy();
+    else closeSync(input);
     const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
     const samples = [];
     let read = 0;
@@ -220,12 +224,13 @@ async function slowReader({ events, seconds }) {
     // A closed pipe ends message-passing quietly (exit 0).
     child.stdout.destroy();
     const status = await exited;
+    feeder?.kill();
     const mb = (kb) => `${Math.round(kb / 1024)} MB`;
     const first = samples.slice(0, 5);
     lines.push(
       samples.length === 0
         ? `  ${label}: no samples (no /proc?)`
-        : `  ${label.padEnd(5)} peak ${mb(Math.max(...samples))}, after 0.5 s ${mb(Math.max(...first))}, last ${mb(samples.at(-1))}; ${(read / 1048576).toFixed(1)} MB read; exit ${status} after the reader closed`,
+        : `  ${label.padEnd(18)} peak ${mb(Math.max(...samples))}, after 0.5 s ${mb(Math.max(...first))}, last ${mb(samples.at(-1))}; ${(read / 1048576).toFixed(1)} MB read; exit ${status} after the reader closed`,
     );
   }
   return lines.join('\n');
