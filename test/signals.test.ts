@@ -128,7 +128,7 @@ describe.concurrent('--stats', () => {
   it('takes fractions of a second (--stats .5)', async () => {
     const tool = start(['--stats', '.5']);
     // Two periodic lines within 3 s: a whole-second interval could not give that.
-    await tool.waitFor('stderr', /(stats in=0 out=0 dropped=0 errors=0 rate=0\/s elapsed=\d+\.\ds\n){2}/, 3000);
+    await tool.waitFor('stderr', /(message-passing: stats in=0 out=0 dropped=0 errors=0 rate=0\/s elapsed=\d+\.\ds\n){2}/, 3000);
     tool.child.stdin!.end();
     expect((await tool.done).code).toBe(0);
   });
