@@ -126,7 +126,9 @@ export function launch(args: readonly string[], options: LaunchOptions = {}): Pr
     get stderr() {
       return stderr;
     },
-    waitForStderr: (pattern, ms = 20_000) => waitUntil(() => (pattern.test(stderr) ? true : undefined), String(pattern), ms),
+    waitForStderr: async (pattern, ms = 20_000) => {
+      await waitUntil(() => (pattern.test(stderr) ? true : undefined), String(pattern), ms);
+    },
     waitForStats: (test, what, ms = 20_000) =>
       waitUntil(() => {
         const stats = lastStats(stderr);
