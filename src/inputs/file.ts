@@ -1,8 +1,9 @@
+import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ChunkReader, FilePattern, Follower, cannotRead, errorCode, hasWildcard, originOf } from '../follow.js';
+import { FilePattern, Follower, cannotRead, errorCode, hasWildcard, originOf } from '../follow.js';
 import { RuntimeError } from '../errors.js';
-import { LineFramer, maxLineLengthOption } from '../framing.js';
+import { LineFramer, maxLineLengthOption, readDescriptor } from '../framing.js';
 import type { Input, InputContext } from '../plugin.js';
 import { defineInput } from '../plugin.js';
 
@@ -119,32 +120,25 @@ class FileInput implements Input {
         `File input: no file matches ${this.options.filename} (check the pattern, or use follow: true to wait for one)`,
       );
     }
-    const reader = new ChunkReader();
     for (const path of paths) {
       if (this.context.stopping.aborted) return;
-      await this.readOne(path, reader);
+      await this.readOne(path);
     }
   }
 
-  private async readOne(path: string, reader: ChunkReader): Promise<void> {
+  private async readOne(path: string): Promise<void> {
     const hint = this.pattern.isPattern ? '' : ' (check the path, or use follow: true to wait for it)';
     const handle = await open(path, 'r').catch((error: unknown) => {
       throw cannotRead(path, error, errorHint(error, hint));
     });
     try {
       const framer = new LineFramer(this.context, `file:${path}`, this.options.max_line_length, originOf(this.options.origin, path));
-      const { stopping } = this.context;
-      while (!stopping.aborted) {
-        // Null position: reads on, so pipes and devices (/dev/stdin) work too.
-        const chunk = await reader.read(handle, null).catch((error: unknown) => {
-          throw cannotRead(path, error);
-        });
-        if (!chunk) break;
-        const wait = framer.push(chunk);
-        if (wait) await wait;
-      }
-      const wait = framer.end();
-      if (wait) await wait;
+      // The reader STDIN uses: one reused buffer for files, a stream for pipes and devices (/dev/stdin).
+      await readDescriptor(handle.fd, framer, this.context.stopping, () =>
+        createReadStream('', { fd: handle.fd, autoClose: false, highWaterMark: 256 << 10 }),
+      ).catch((error: unknown) => {
+        throw cannotRead(path, error);
+      });
     } finally {
       await handle.close().catch(() => {});
     }
