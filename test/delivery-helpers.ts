@@ -57,8 +57,6 @@ export interface Process {
   /** Everything written on stdout so far (empty when the test reads stdout itself). */
   readonly stdout: Buffer;
   readonly stderr: string;
-  /** Resolves once `pattern` shows on stderr; rejects after `ms` or when the process ends first. */
-  waitForStderr(pattern: RegExp, ms?: number): Promise<void>;
   /** Resolves once the last --stats line satisfies `test` (a readiness or progress signal). */
   waitForStats(test: (stats: Stats) => boolean, what: string, ms?: number): Promise<Stats>;
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -125,9 +123,6 @@ export function launch(args: readonly string[], options: LaunchOptions = {}): Pr
     },
     get stderr() {
       return stderr;
-    },
-    waitForStderr: async (pattern, ms = 20_000) => {
-      await waitUntil(() => (pattern.test(stderr) ? true : undefined), String(pattern), ms);
     },
     waitForStats: (test, what, ms = 20_000) =>
       waitUntil(() => {

@@ -1,6 +1,8 @@
 // `npm run bench` (after `npm run build`): every benchmark, one after another.
-//   node test/bench/run.mjs [--quick]
+//   node test/bench/run.mjs [--quick] [--soak]
 // --quick: fewer events (200,000; jq and Perl 50,000), fewer start-up runs.
+// --soak (or BENCH_SOAK=1): also the soak run (10 million messages through three
+// processes, a 30 s slow consumer; a few minutes), left out otherwise.
 // Each benchmark is a module of this folder exporting run({ quick }); a missing
 // one is skipped with a note. Throughput figures are the best of a few runs:
 // the machine may be busy (compare within one run, not across runs).
@@ -14,6 +16,9 @@ const BENCHMARKS = [
 ];
 
 const quick = process.argv.includes('--quick');
+if (process.argv.includes('--soak') || process.env.BENCH_SOAK === '1') {
+  BENCHMARKS.push(['soak.mjs', 'soak: 10 million messages through three processes, counted; a slow consumer; memory over time']);
+}
 if (quick) {
   // Read when the benchmark modules load (file.mjs reads these at import).
   process.env.BENCH_EVENTS ??= '200000';
