@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { lines, run, sleep, start, tempDir } from './helpers.js';
+import { lines, run, sleep, start, tempDir, until } from './helpers.js';
 
 const dir = tempDir();
 let caseCount = 0;
@@ -16,12 +16,6 @@ const numbered = (from: number, to: number) =>
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const read = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : '');
 const toFile = (options: Record<string, unknown>) => ['--output', 'File', '--output_options', JSON.stringify(options)];
-
-async function until(condition: () => boolean, ms = 5000): Promise<void> {
-  for (const end = Date.now() + ms; !condition(); await sleep(10)) {
-    if (Date.now() > end) throw new Error('timed out');
-  }
-}
 
 describe('File output', () => {
   it('appends by default, keeping what the file held', async () => {
@@ -121,10 +115,10 @@ describe('File output', () => {
     const out = join(folder(), 'out.log');
     const tool = start(toFile({ filename: out }));
     tool.child.stdin!.write(numbered(1, 100));
-    await until(() => read(out).endsWith('{"n":100}\n'));
+    await until(() => read(out).endsWith('{"n":100}\n'), 'the first 100 lines');
     renameSync(out, `${out}.1`);
     tool.child.kill('SIGHUP');
-    await until(() => existsSync(out));
+    await until(() => existsSync(out), 'the reopened file');
     tool.child.stdin!.write(numbered(101, 150));
     tool.child.stdin!.end(numbered(151, 200));
     const { code, stderr } = await tool.done;

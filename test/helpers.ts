@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll } from 'vitest';
+import { afterAll, afterEach } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'message-passing.js');
@@ -111,3 +111,36 @@ export function lines(text: string): unknown[] {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `condition` holds, polling; fails naming `what` after `ms`. */
+export async function until(condition: () => boolean, what = 'a condition', ms = 10_000): Promise<void> {
+  for (const deadline = Date.now() + ms; !condition(); await sleep(20)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
+/** SIGTERM, then the process's end. */
+export function stop(running: Running): Promise<Finished> {
+  running.child.kill('SIGTERM');
+  return running.done;
+}
+
+/**
+ * `start` for tests that run several processes at once: every process started
+ * through the returned function is killed after each test, so a failed test
+ * leaves no stray peer bound to a port.
+ */
+export function tracked(): (args: readonly string[], options?: StartOptions) => Running {
+  const running: Running[] = [];
+  afterEach(() => {
+    for (const r of running.splice(0)) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+  });
+  return (args, options) => {
+    const r = start(args, options);
+    running.push(r);
+    return r;
+  };
+}
+
+/** Error records (or any NDJSON objects) from a process's output. */
+export const records = (text: string) => lines(text) as Array<Record<string, unknown>>;

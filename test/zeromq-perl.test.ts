@@ -2,8 +2,8 @@
 // both directions and both socket pairs. Perl's JSON encoder does not keep key
 // order, so messages are compared as values, not as text.
 import { spawnSync } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, lines, start, type Running, type StartOptions } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { freePort, lines, records, stop, tracked, until, type Running, type StartOptions } from './helpers.js';
 
 const perlProblem = (() => {
   if (spawnSync('sh', ['-c', 'command -v message-pass'], { encoding: 'utf8' }).status !== 0) return 'message-pass is not on PATH';
@@ -17,31 +17,10 @@ const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const ndjson = (values: readonly unknown[]) => values.map((v) => JSON.stringify(v) + '\n').join('');
 
-const running: Running[] = [];
-function spawned(args: readonly string[], options?: StartOptions): Running {
-  const child = start(args, options);
-  running.push(child);
-  return child;
-}
+const spawned = tracked();
 const perl = (args: readonly string[], options?: StartOptions) => spawned(args, { ...options, command: 'message-pass' });
-afterEach(() => {
-  for (const child of running.splice(0)) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
-});
-
-async function until(condition: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-async function stop(child: Running) {
-  child.child.kill('SIGTERM');
-  return child.done;
-}
-
-const records = (text: string) => lines(text) as Array<Record<string, unknown>>;
+// Perl starts slowly: its waits are longer.
+const PERL_WAIT = 15_000;
 
 describe.skipIf(perlProblem !== undefined)(`ZeroMQ with Perl's message-pass${perlProblem ? ` (skipped: ${perlProblem})` : ''}`, () => {
   it('Perl PUB (connect) -> our SUB (bind)', async () => {
@@ -52,7 +31,7 @@ describe.skipIf(perlProblem !== undefined)(`ZeroMQ with Perl's message-pass${per
     let n = 0;
     const sending = setInterval(() => theirs.child.stdin!.write(ndjson([{ from: 'perl', socket: 'PUB', n: ++n }])), 100);
     try {
-      await until(() => ours.stdout.includes('perl'), 'a message from Perl');
+      await until(() => ours.stdout.includes('perl'), 'a message from Perl', PERL_WAIT);
     } finally {
       clearInterval(sending);
     }
@@ -77,7 +56,7 @@ describe.skipIf(perlProblem !== undefined)(`ZeroMQ with Perl's message-pass${per
     // with linger 0 and may drop what it holds): so one line at a time, each once the one before is through.
     for (const [i, message] of messages.entries()) {
       theirs.child.stdin!.write(ndjson([message]));
-      await until(() => records(ours.stdout).length > i, `message ${i + 1} from Perl`);
+      await until(() => records(ours.stdout).length > i, `message ${i + 1} from Perl`, PERL_WAIT);
     }
     theirs.child.stdin!.end();
     await theirs.done;
@@ -97,7 +76,7 @@ describe.skipIf(perlProblem !== undefined)(`ZeroMQ with Perl's message-pass${per
     });
     const sent = await ours.done;
     expect(sent.code, sent.stderr).toBe(0);
-    await until(() => records(theirs.stdout).length >= messages.length, 'every message at Perl');
+    await until(() => records(theirs.stdout).length >= messages.length, 'every message at Perl', PERL_WAIT);
     await stop(theirs);
     expect(records(theirs.stdout)).toEqual(messages);
   });
@@ -112,7 +91,7 @@ describe.skipIf(perlProblem !== undefined)(`ZeroMQ with Perl's message-pass${per
       timeout: 30_000,
     }).done;
     expect(sent.code, sent.stderr).toBe(0);
-    await until(() => records(theirs.stdout).length >= messages.length, 'every message at Perl');
+    await until(() => records(theirs.stdout).length >= messages.length, 'every message at Perl', PERL_WAIT);
     await stop(theirs);
     expect(records(theirs.stdout)).toEqual(messages);
   });

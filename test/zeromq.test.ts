@@ -4,9 +4,9 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Pull, Push, Subscriber, XPublisher } from 'zeromq';
-import { freePort, lines, run, start, tempDir, type Running, type StartOptions } from './helpers.js';
+import { freePort, lines, records, run, start, stop, tempDir, tracked, until, type Running } from './helpers.js';
 
 const dir = tempDir();
 const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
@@ -16,32 +16,7 @@ const ndjson = (values: readonly unknown[]) => values.map((v) => JSON.stringify(
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** Every process a test starts is ended after it, whatever happened. */
-const running: Running[] = [];
-function spawned(args: readonly string[], options?: StartOptions): Running {
-  const child = start(args, options);
-  running.push(child);
-  return child;
-}
-afterEach(() => {
-  for (const child of running.splice(0)) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
-});
-
-/** Waits until `condition` holds, polling; fails with `what` after `ms`. */
-async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** SIGTERM, then the process's end. */
-async function stop(child: Running) {
-  child.child.kill('SIGTERM');
-  return child.done;
-}
-
-const records = (text: string) => lines(text) as Array<Record<string, unknown>>;
+const spawned = tracked();
 
 /** A user filter, written to a temporary .mjs file. */
 function filterFile(name: string, source: string): string {
