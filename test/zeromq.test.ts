@@ -236,6 +236,15 @@ describe('ZeroMQ PUSH -> PULL', () => {
   });
 });
 
+describe('ZeroMQ PUB with nobody listening', () => {
+  it('says on stderr that its messages went to nobody, once subscribe_delay has passed', async () => {
+    const port = await freePort();
+    const lonely = await run(zmqOutput({ connect: endpoint(port), subscribe_delay: 0.2 }), { input: '{"a":1}\n' });
+    expect(lonely.code).toBe(0);
+    expect(lonely.stderr).toMatch(/^message-passing: zeromq output: no subscriber on tcp:\/\/127\.0\.0\.1:\d+ within subscribe_delay \(0\.2 s\); a PUB drops .*\n$/);
+  });
+});
+
 describe('ZeroMQ PUSH never drops', () => {
   it('with no peer at the end, the count left behind goes to stderr in one line, exit 1', async () => {
     const port = await freePort();

@@ -336,6 +336,13 @@ class ZeroMQOutput implements Output {
     } catch {
       // The socket is gone; close() reports what was not sent.
     }
+    if (this.subscriptions === 0 && !this.closed) {
+      // A PUB drops what nobody subscribed to: say so rather than lose it silently.
+      process.stderr.write(
+        `message-passing: ${LABEL}: no subscriber on ${this.settings.endpoints} within subscribe_delay (${subscribeDelayMs / 1000} s); ` +
+          'a PUB drops messages nobody subscribed to (start the SUB side first, or use socket_type "PUSH" to wait for a peer)\n',
+      );
+    }
     this.ready = true;
   }
 }
