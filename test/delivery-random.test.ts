@@ -21,79 +21,24 @@ import {
   type Stats,
 } from './delivery-helpers.js';
 import { freePort, tempDir } from './helpers.js';
+import { badLine as bad, buildLines, bytesLine, CR, emptyLine as empty, goodLine, LF, longLine } from './random-lines.js';
 
 const dir = tempDir();
 // Drops messages marked drop; wraps the rest so that a decoded null passes on as a message.
 const dropFilter = join(dir, 'drop.mjs');
 writeFileSync(dropFilter, 'export default (m) => (m !== null && typeof m === "object" && m.drop === true ? undefined : [m]);\n');
 
-const LF = 0x0a;
-const CR = 0x0d;
 /** The STDIN input's default max_line_length. */
 const MAX_LINE = 1_048_576;
 
 // ---------------------------------------------------------------------------
 // STDIN -> PUSH -> PULL -> STDOUT
 
-type Line =
-  | { kind: 'good'; drop: boolean; text: string; crlf: boolean }
-  | { kind: 'bad'; text: string; crlf: boolean }
-  | { kind: 'empty'; crlf: boolean }
-  | { kind: 'bytes'; bytes: Uint8Array; crlf: boolean }
-  | { kind: 'long'; length: number; crlf: boolean };
-
-const good = fc.record({
-  kind: fc.constant('good' as const),
-  drop: fc.boolean(),
-  // Now and then a message of 200 KB: one big ZeroMQ frame among small ones.
-  text: fc.oneof(
-    { weight: 6, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
-    { weight: 3, arbitrary: fc.string({ maxLength: 2000 }) },
-    { weight: 1, arbitrary: fc.constant('y'.repeat(200_000)) },
-  ),
-  crlf: fc.boolean(),
-});
-const bad = fc.record({ kind: fc.constant('bad' as const), text: fc.string({ unit: 'binary', maxLength: 30 }).map((s) => s.replace(/[\n\r]/g, ' ')), crlf: fc.boolean() });
-const empty = fc.record({ kind: fc.constant('empty' as const), crlf: fc.boolean() });
-// Any bytes but LF: invalid UTF-8, stray CRs, NULs, sometimes valid JSON by chance.
-const bytes = fc.record({
-  kind: fc.constant('bytes' as const),
-  bytes: fc.oneof(
-    fc.uint8Array({ maxLength: 40 }).map((b) => b.map((x) => (x === LF ? 0x20 : x))),
-    // Not UTF-8 and ending in CR: with CR LF after it, one CR stays in the line.
-    fc.uint8Array({ maxLength: 10 }).map((b) => Uint8Array.from([...b.map((x) => (x === LF ? 0x20 : x)), 0xff, CR])),
-  ),
-  crlf: fc.boolean(),
-});
-// Long lines, rarely one past max_line_length (an over-long record at the first process).
-const long = fc.record({
-  kind: fc.constant('long' as const),
-  length: fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 300, max: 5000 }) }, { weight: 1, arbitrary: fc.constant(MAX_LINE + 10) }),
-  crlf: fc.boolean(),
-});
-
-/** The input bytes, each line's content once framed (one CR at its end removed), and the good ones by id. */
-function buildInput(lineList: Line[], lastWithoutLF: boolean) {
-  const parts: Buffer[] = [];
-  const contents: Buffer[] = [];
-  const goods: Array<{ id: number; drop: boolean }> = [];
-  lineList.forEach((line, id) => {
-    let body: Buffer;
-    if (line.kind === 'good') {
-      body = Buffer.from(JSON.stringify({ id, drop: line.drop, text: line.text }));
-      goods.push({ id, drop: line.drop });
-    } else if (line.kind === 'bad') body = Buffer.from(`not json ${line.text}`);
-    else if (line.kind === 'empty') body = Buffer.alloc(0);
-    else if (line.kind === 'bytes') body = Buffer.from(line.bytes);
-    else body = Buffer.alloc(line.length, 'x');
-    const last = id === lineList.length - 1;
-    const ending = last && lastWithoutLF ? '' : line.crlf ? '\r\n' : '\n';
-    parts.push(body, Buffer.from(ending));
-    const framed = ending === '\r\n' ? Buffer.concat([body, Buffer.from([CR])]) : body;
-    contents.push(framed.length > 0 && framed[framed.length - 1] === CR ? framed.subarray(0, -1) : framed);
-  });
-  return { input: Buffer.concat(parts), contents, goods };
-}
+// Now and then a message of 200 KB; long lines, rarely one past max_line_length (an over-long
+// record at the first process).
+const good = goodLine(200_000);
+const bytes = bytesLine(true);
+const long = longLine(MAX_LINE);
 
 const stdoutLines = (stdout: Buffer) => {
   const text = stdout.toString('utf8');
@@ -132,7 +77,7 @@ describe.concurrent('random lines through STDIN -> PUSH -> PULL -> STDOUT', () =
   it('JSON with a filter that drops some at the far end: lines in = out + dropped + errors at each process, good order kept', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.oneof(good, good, bad, empty, bytes, long), { minLength: 1, maxLength: 50 }), fc.boolean(), async (lineList, lastWithoutLF) => {
-        const { input, contents, goods } = buildInput(lineList, lastWithoutLF);
+        const { input, contents, goods } = buildLines(lineList, lastWithoutLF);
         const nonEmpty = contents.filter((c) => c.length > 0).length;
         const { pushStats, pushStderr, pullStats, pullStderr, stdout } = await throughPushPull(input, [], ['--filter', dropFilter]);
         // First process: every non-empty line is read; what it cannot decode is an error record there.
@@ -161,7 +106,7 @@ describe.concurrent('random lines through STDIN -> PUSH -> PULL -> STDOUT', () =
     const raw = ['--decoder', 'Null', '--encoder', 'Null'];
     await fc.assert(
       fc.asyncProperty(fc.array(fc.oneof(good, bad, empty, bytes, bytes, long), { minLength: 1, maxLength: 50 }), fc.boolean(), async (lineList, lastWithoutLF) => {
-        const { input, contents } = buildInput(lineList, lastWithoutLF);
+        const { input, contents } = buildLines(lineList, lastWithoutLF);
         const nonEmpty = contents.filter((c) => c.length > 0);
         const passing = nonEmpty.filter((c) => c.length <= MAX_LINE);
         const { pushStats, pushStderr, pullStats, pullStderr, stdout } = await throughPushPull(input, raw, raw);

@@ -17,29 +17,15 @@
 // BENCH_SOAK_SLOW_SECONDS (default 30; --quick 8).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { endpoint, fmt, freePort, sleep } from './util.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'bin', 'message-passing.js');
 
-const fmt = (n) => Math.round(n).toLocaleString('en-US');
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const endpoint = (port) => `tcp://127.0.0.1:${port}`;
 const zmqInput = (options) => ['--input', 'ZeroMQ', '--input_options', JSON.stringify(options)];
 const zmqOutput = (options) => ['--output', 'ZeroMQ', '--output_options', JSON.stringify(options)];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** One message per line, about 100 bytes, numbered from 0. */
 const line = (seq) => `{"seq":${seq},"host":"web-0${seq % 5}","level":"info","message":"GET /api/v1/orders 200","duration_ms":${seq % 1000}}\n`;

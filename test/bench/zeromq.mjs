@@ -19,11 +19,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { corpusFile } from './corpus.mjs';
+import { endpoint, fmt, freePort, sleep } from './util.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
@@ -31,10 +31,7 @@ const BIN = join(ROOT, 'bin', 'message-passing.js');
 const SELF = fileURLToPath(import.meta.url);
 const NODE = process.execPath;
 
-const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : '-');
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const endpoint = (port) => `tcp://127.0.0.1:${port}`;
 
 // ---------------------------------------------------------------------------
 // The bare zeromq.js loop, run as this file with a role:
@@ -80,17 +77,6 @@ function perlZeroMQ() {
   if (!has('message-pass')) return 'message-pass not installed';
   const ok = spawnSync('perl', ['-MMessage::Passing::Input::ZeroMQ', '-MMessage::Passing::Output::ZeroMQ', '-e1'], { stdio: 'ignore' }).status === 0;
   return ok ? undefined : "Perl's Message::Passing::ZeroMQ not installed";
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** True once something listens on 127.0.0.1:port (the receiver has bound): read from /proc/net/tcp. */
