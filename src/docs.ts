@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Settings } from './args.js';
 import { ERROR_FRAME_LIMIT, UsageError } from './errors.js';
-import { flags } from './flags.js';
+import { flags, type FlagSpec } from './flags.js';
 import { closest, type OptionSpec } from './options.js';
 import type { AnyPlugin, Role } from './plugin.js';
 import { findEntry, registry, type RegistryEntry } from './registry.js';
@@ -32,19 +32,24 @@ async function loaded(): Promise<Array<{ entry: RegistryEntry; plugin: AnyPlugin
   return Promise.all(registry.map(async (entry) => ({ entry, plugin: (await entry.load()).default })));
 }
 
+/** ' VALUE', ' [VALUE]' for an optional one, or nothing for a switch; `style` marks up the name. */
+function valueLabel(f: FlagSpec, style = (value: string) => value): string {
+  if (f.kind === 'boolean') return '';
+  return f.kind.startsWith('optional') ? ` [${style(f.value!)}]` : ` ${style(f.value!)}`;
+}
+
 function synopsis(): string {
   return flags
     .filter((f) => !f.hidden)
     .map((f) => {
-      const value = f.kind === 'boolean' ? '' : f.kind.startsWith('optional') ? ` [${f.value}]` : ` ${f.value}`;
-      return `[--${f.name}${value}]${f.repeats ? '...' : ''}`;
+      return `[--${f.name}${valueLabel(f)}]${f.repeats ? '...' : ''}`;
     })
     .join(' ');
 }
 
 function usage(): string {
   const rows = flags.filter((f) => !f.hidden).map((f) => {
-    const value = f.kind === 'boolean' ? '' : f.kind.startsWith('optional') ? ` [${f.value}]` : ` ${f.value}`;
+    const value = valueLabel(f);
     const dflt = f.default && f.kind === 'plugin' ? ` (default ${f.default})` : '';
     return [`--${f.name}${value}`, `${f.description}${dflt}`];
   });
@@ -167,7 +172,7 @@ export async function manPage(): Promise<string> {
     '.SH OPTIONS',
     ...flags.filter((f) => !f.hidden).flatMap((f) => [
       '.TP',
-      `.B \\-\\-${roff(f.name)}${f.kind === 'boolean' ? '' : f.kind.startsWith('optional') ? ` [\\fI${f.value}\\fR]` : ` \\fI${f.value}\\fR`}`,
+      `.B \\-\\-${roff(f.name)}${valueLabel(f, (v) => `\\fI${v}\\fR`)}`,
       roff(f.description + (f.default && f.kind === 'plugin' ? ` Default: ${f.default}.` : '') + (f.kind === 'optional-number' ? ` Default: ${f.default}.` : '')),
     ]),
     '.PP',

@@ -19,17 +19,19 @@ export interface FrameBatch {
   annotate?: (message: Record<string, unknown>, number: number) => void;
 }
 
-interface Reporting {
+/** What every plugin is handed: where errors go, and when to stop. */
+interface PluginContext {
   /** Sends one record to the error output; the chain goes on. */
   reportError(record: ErrorRecord): void;
   /** Aborts when the program must stop (signal, closed output): inputs stop reading, waits give up. */
   readonly stopping: AbortSignal;
 }
 
-export interface InputContext extends Reporting {
+export interface InputContext extends PluginContext {
   /**
-   * True when nothing looks inside messages (Null codecs, no filters): a line
-   * input then hands over raw bytes with `emitRaw` instead of `emit`.
+   * True when nothing looks inside messages (no filters, and Null codecs or the
+   * same JSON codec on both sides): a line input then hands over raw bytes with
+   * `emitRaw` instead of `emit`.
    */
   readonly raw: boolean;
   /**
@@ -51,7 +53,7 @@ export interface Input {
   run(): Promise<void>;
 }
 
-export interface OutputContext extends Reporting {
+export interface OutputContext extends PluginContext {
   /** The destination is gone for good (closed pipe): stop quietly, exit 0. */
   destinationClosed(): void;
 }
@@ -68,7 +70,7 @@ export interface Output {
   close(): Promise<void>;
 }
 
-export interface FilterContext extends Reporting {
+export interface FilterContext extends PluginContext {
   /** Sends messages on from this filter at any time (timers, windows); order with the stream is kept. */
   push(messages: readonly Message[]): void;
 }
