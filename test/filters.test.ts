@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { lines, run, tempDir } from './helpers.js';
+import { lines, run, start, tempDir } from './helpers.js';
 
 const dir = tempDir();
 const modules: Record<string, string> = {
@@ -29,6 +29,15 @@ const modules: Record<string, string> = {
   'create.mjs': `export function create(options) {
     const prefix = options.prefix;
     return { filter: (message) => ({ ...message, id: prefix + message.n }) };
+  }`,
+  'later.mjs': `export function create(options, context) {
+    return {
+      filter(message) {
+        // A stateful filter with a timer: it answers later, through context.push.
+        setTimeout(() => context.push([{ later: message.n }]), 20);
+        return message;
+      },
+    };
   }`,
   'named.mjs': 'export function filter(message) { return { ...message, named: true }; }',
   'slow.mjs': `export default async (message) => {
@@ -114,6 +123,18 @@ describe.concurrent('user filter shapes', () => {
   it('a named create(options) that returns the filter', async () => {
     const { stdout } = await runHere(['--filter', './create.mjs', '--filter_options', '{prefix: "ev-"}'], numbered(2));
     expect(lines(stdout)).toEqual([{ n: 1, id: 'ev-1' }, { n: 2, id: 'ev-2' }]);
+  });
+
+  it('create(options, context) gets a context whose push sends messages on later, from a timer', async () => {
+    const tool = start(['--filter', join(dir, 'later.mjs')], { cwd: dir });
+    tool.child.stdin!.write('{"n":1}\n');
+    await tool.waitFor('stdout', '{"later":1}\n');
+    tool.child.stdin!.end('{"n":2}\n');
+    await tool.waitFor('stdout', '{"n":2}\n');
+    tool.child.kill('SIGTERM');
+    const { code, stdout } = await tool.done;
+    expect(code).toBe(0);
+    expect(lines(stdout).slice(0, 3)).toEqual([{ n: 1 }, { later: 1 }, { n: 2 }]);
   });
 
   it('a module whose named exports are filter()', async () => {
