@@ -20,7 +20,7 @@ import { rolldown } from 'rolldown';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 /** Plugins of the default command line, bundled in the main file. */
-const CORE = ['cli.js', 'inputs/stdin.js', 'outputs/stdout.js', 'outputs/stderr.js', 'codecs/json.js', 'codecs/null.js'];
+const CORE = ['cli/main.js', 'inputs/stdin.js', 'outputs/stdout.js', 'outputs/stderr.js', 'codecs/json.js', 'codecs/null.js'];
 const ENTRY = '\0message-passing-entry';
 
 // Chunks of an earlier build.

@@ -1,5 +1,5 @@
-import { isVerbatimJson } from '../json-verbatim.js';
-import { defineCodec } from '../plugin.js';
+import { isVerbatimJson } from '../io/json-verbatim.js';
+import { defineCodec } from '../core/plugin.js';
 
 export default defineCodec({
   summary: 'One JSON value per frame (the wire format of Perl Message::Passing).',

@@ -1,4 +1,4 @@
-import { defineCodec } from '../plugin.js';
+import { defineCodec } from '../core/plugin.js';
 
 export default defineCodec({
   summary: "The frame's text, unchanged (alias raw).",

@@ -1,5 +1,5 @@
-import { defineFilter } from '../plugin.js';
-import { loadCodec } from '../registry.js';
+import { defineFilter } from '../core/plugin.js';
+import { loadCodec } from '../cli/registry.js';
 
 export default defineFilter({
   summary: 'Encode messages into strings mid-chain with a codec (default JSON).',

@@ -1,4 +1,4 @@
-import { defineFilter } from '../plugin.js';
+import { defineFilter } from '../core/plugin.js';
 
 export default defineFilter({
   summary: 'Pass every message on unchanged.',

@@ -1,11 +1,11 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { FilePattern, Follower, cannotRead, errorCode, hasWildcard, originOf } from '../follow.js';
-import { RuntimeError } from '../errors.js';
-import { LineFramer, maxLineLengthOption, readDescriptor } from '../framing.js';
-import type { Input, InputContext } from '../plugin.js';
-import { defineInput } from '../plugin.js';
+import { FilePattern, Follower, cannotRead, errorCode, hasWildcard, originOf } from '../io/follow.js';
+import { RuntimeError } from '../core/errors.js';
+import { LineFramer, maxLineLengthOption, readDescriptor } from '../io/line-framer.js';
+import type { Input, InputContext } from '../core/plugin.js';
+import { defineInput } from '../core/plugin.js';
 
 interface FileInputOptions {
   filename: string;

@@ -1,5 +1,5 @@
-import { LineFramer, maxLineLengthOption, readDescriptor } from '../framing.js';
-import { defineInput } from '../plugin.js';
+import { LineFramer, maxLineLengthOption, readDescriptor } from '../io/line-framer.js';
+import { defineInput } from '../core/plugin.js';
 
 export default defineInput({
   summary: 'Read one message per line from standard input, until end of file.',

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
-import { frameCopy } from '../errors.js';
-import { defineInput, type Input, type InputContext } from '../plugin.js';
-import { attach, checkEndpoints, endpointError, endpointOptions, loadZeroMQ, type ZeroMQ } from '../zeromq.js';
+import { frameCopy } from '../core/errors.js';
+import { defineInput, type Input, type InputContext } from '../core/plugin.js';
+import { attach, checkEndpoints, endpointError, endpointOptions, loadZeroMQ, type ZeroMQ } from '../io/zeromq.js';
 
 const LABEL = 'zeromq input';
 

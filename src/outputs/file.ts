@@ -1,9 +1,9 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { RuntimeError, describe, frameCopy } from '../errors.js';
-import { errorCode } from '../follow.js';
-import type { Message, Output, OutputContext } from '../plugin.js';
-import { defineOutput } from '../plugin.js';
+import { RuntimeError, describe, frameCopy } from '../core/errors.js';
+import { errorCode } from '../io/follow.js';
+import type { Message, Output, OutputContext } from '../core/plugin.js';
+import { defineOutput } from '../core/plugin.js';
 
 interface FileOutputOptions {
   filename: string;

@@ -1,4 +1,4 @@
-import { defineOutput } from '../plugin.js';
+import { defineOutput } from '../core/plugin.js';
 
 export default defineOutput({
   summary: 'Discard every message (counted by --stats).',

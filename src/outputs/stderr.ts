@@ -1,5 +1,5 @@
-import { defineOutput } from '../plugin.js';
-import { descriptorOutput } from '../stream-output.js';
+import { defineOutput } from '../core/plugin.js';
+import { descriptorOutput } from '../io/writer.js';
 
 export default defineOutput({
   summary: 'Write one message per line on standard error (the default error output).',

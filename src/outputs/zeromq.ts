@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
-import { RuntimeError, describe } from '../errors.js';
-import { defineOutput, type Output, type OutputContext } from '../plugin.js';
-import { attach, checkEndpoints, endpointList, endpointOptions, loadZeroMQ, plural, type ZeroMQ } from '../zeromq.js';
+import { RuntimeError, describe } from '../core/errors.js';
+import { defineOutput, type Output, type OutputContext } from '../core/plugin.js';
+import { attach, checkEndpoints, endpointList, endpointOptions, loadZeroMQ, plural, type ZeroMQ } from '../io/zeromq.js';
 
 const LABEL = 'zeromq output';
 

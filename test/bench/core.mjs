@@ -236,15 +236,15 @@ async function slowReader({ events, seconds }) {
   return lines.join('\n');
 }
 
-/** The bundle bin/message-passing.js loads; rebuilt when a `tsc` alone made it stale (it would measure dist/cli.js). */
+/** The bundle bin/message-passing.js loads; rebuilt when a `tsc` alone made it stale (it would measure dist/cli/main.js). */
 function freshBundle() {
   const dist = join(HERE, '..', '..', 'dist');
   const mtime = (file) => (existsSync(join(dist, file)) ? statSync(join(dist, file)).mtimeMs : -1);
-  if (mtime('cli.js') < 0) throw new Error('dist/ is missing: run npm run build first');
-  if (mtime('message-passing.cjs') >= mtime('cli.js')) return 'dist/message-passing.cjs';
+  if (mtime('cli/main.js') < 0) throw new Error('dist/ is missing: run npm run build first');
+  if (mtime('message-passing.cjs') >= mtime('cli/main.js')) return 'dist/message-passing.cjs';
   const result = spawnSync(NODE, [join(HERE, '..', '..', 'scripts', 'bundle.mjs')], { stdio: 'inherit' });
   if (result.status !== 0) throw new Error('scripts/bundle.mjs failed');
-  return 'dist/message-passing.cjs (rebuilt: it was older than dist/cli.js)';
+  return 'dist/message-passing.cjs (rebuilt: it was older than dist/cli/main.js)';
 }
 
 export async function run({ quick = process.argv.includes('--quick') } = {}) {

@@ -1,10 +1,10 @@
 import { parseArgs, type PluginChoice, type Settings } from './args.js';
-import { Chain, type Counters, type NamedFilter } from './chain.js';
-import { describe, RuntimeError, UsageError } from './errors.js';
-import type { AnyPlugin, Filter, FilterContext, Role } from './plugin.js';
-import { closest, validateOptions } from './options.js';
+import { Chain, type Counters, type NamedFilter } from '../core/chain.js';
+import { describe, RuntimeError, UsageError } from '../core/errors.js';
+import type { AnyPlugin, Filter, FilterContext, Role } from '../core/plugin.js';
+import { closest, validateOptions } from '../core/options.js';
 import { findEntry, loadPlugin, normalizeName, registry, unknownPlugin } from './registry.js';
-import { importUserFilter, isModulePath, resolvePackage } from './user-filter.js';
+import { importUserFilter, isModulePath, resolvePackage } from '../core/user-filter.js';
 
 const PROGRAM = 'message-passing';
 

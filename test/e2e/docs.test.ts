@@ -3,9 +3,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { flags } from '../src/flags.js';
-import type { OptionSpec } from '../src/options.js';
-import { registry, type RegistryEntry } from '../src/registry.js';
+import { flags } from '../../src/cli/flags.js';
+import type { OptionSpec } from '../../src/core/options.js';
+import { registry, type RegistryEntry } from '../../src/cli/registry.js';
 import { ROOT, run } from './helpers.js';
 
 const roleTitle = { input: 'Inputs:', output: 'Outputs:', filter: 'Filters:', codec: 'Decoders and encoders:' } as const;

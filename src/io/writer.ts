@@ -1,7 +1,7 @@
 import { fstatSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { RuntimeError } from './errors.js';
-import type { Output, OutputContext } from './plugin.js';
+import { RuntimeError } from '../core/errors.js';
+import type { Output, OutputContext } from '../core/plugin.js';
 
 /**
  * A line output on a descriptor the program does not own (stdout, stderr): one

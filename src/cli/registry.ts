@@ -1,6 +1,6 @@
-import { UsageError } from './errors.js';
-import { closest, validateOptions } from './options.js';
-import type { AnyPlugin, Codec, Role } from './plugin.js';
+import { UsageError } from '../core/errors.js';
+import { closest, validateOptions } from '../core/options.js';
+import type { AnyPlugin, Codec, Role } from '../core/plugin.js';
 
 export interface RegistryEntry {
   role: Role;
@@ -13,20 +13,20 @@ export interface RegistryEntry {
 
 /** Every built-in plugin: one line each. */
 export const registry: readonly RegistryEntry[] = [
-  { role: 'input', name: 'STDIN', load: () => import('./inputs/stdin.js') },
-  { role: 'input', name: 'File', load: () => import('./inputs/file.js') },
-  { role: 'input', name: 'FileTail', load: () => import('./inputs/filetail.js') },
-  { role: 'input', name: 'ZeroMQ', aliases: ['zmq'], load: () => import('./inputs/zeromq.js') },
-  { role: 'output', name: 'STDOUT', load: () => import('./outputs/stdout.js') },
-  { role: 'output', name: 'STDERR', load: () => import('./outputs/stderr.js') },
-  { role: 'output', name: 'File', load: () => import('./outputs/file.js') },
-  { role: 'output', name: 'ZeroMQ', aliases: ['zmq'], load: () => import('./outputs/zeromq.js') },
-  { role: 'output', name: 'Null', load: () => import('./outputs/null.js') },
-  { role: 'filter', name: 'Null', load: () => import('./filters/null.js') },
-  { role: 'filter', name: 'Decoder', load: () => import('./filters/decoder.js') },
-  { role: 'filter', name: 'Encoder', load: () => import('./filters/encoder.js') },
-  { role: 'codec', name: 'JSON', load: () => import('./codecs/json.js') },
-  { role: 'codec', name: 'Null', aliases: ['raw'], load: () => import('./codecs/null.js') },
+  { role: 'input', name: 'STDIN', load: () => import('../inputs/stdin.js') },
+  { role: 'input', name: 'File', load: () => import('../inputs/file.js') },
+  { role: 'input', name: 'FileTail', load: () => import('../inputs/filetail.js') },
+  { role: 'input', name: 'ZeroMQ', aliases: ['zmq'], load: () => import('../inputs/zeromq.js') },
+  { role: 'output', name: 'STDOUT', load: () => import('../outputs/stdout.js') },
+  { role: 'output', name: 'STDERR', load: () => import('../outputs/stderr.js') },
+  { role: 'output', name: 'File', load: () => import('../outputs/file.js') },
+  { role: 'output', name: 'ZeroMQ', aliases: ['zmq'], load: () => import('../outputs/zeromq.js') },
+  { role: 'output', name: 'Null', load: () => import('../outputs/null.js') },
+  { role: 'filter', name: 'Null', load: () => import('../filters/null.js') },
+  { role: 'filter', name: 'Decoder', load: () => import('../filters/decoder.js') },
+  { role: 'filter', name: 'Encoder', load: () => import('../filters/encoder.js') },
+  { role: 'codec', name: 'JSON', load: () => import('../codecs/json.js') },
+  { role: 'codec', name: 'Null', aliases: ['raw'], load: () => import('../codecs/null.js') },
 ];
 
 /** Perl writes `+Full::Name` for a name that is not expanded; for ours the `+` means nothing. */

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { describe, UsageError } from './errors.js';
+import { describe, UsageError } from '../core/errors.js';
 import { flags, type FlagSpec } from './flags.js';
-import { closest, typeName } from './options.js';
+import { closest, typeName } from '../core/options.js';
 
 export type PluginOptions = Record<string, unknown>;
 

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Settings } from './args.js';
-import { ERROR_FRAME_LIMIT, UsageError } from './errors.js';
+import { ERROR_FRAME_LIMIT, UsageError } from '../core/errors.js';
 import { flags, type FlagSpec } from './flags.js';
-import { closest, type OptionSpec } from './options.js';
-import type { AnyPlugin, Role } from './plugin.js';
+import { closest, type OptionSpec } from '../core/options.js';
+import type { AnyPlugin, Role } from '../core/plugin.js';
 import { findEntry, registry, type RegistryEntry } from './registry.js';
 
 const PROGRAM = 'message-passing';
@@ -24,7 +24,7 @@ export async function printDocs(settings: Settings): Promise<void> {
 }
 
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 

@@ -1,9 +1,9 @@
 import { isUtf8 } from 'node:buffer';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { frameCopy } from './errors.js';
-import type { FrameBatch, InputContext } from './plugin.js';
-import type { OptionSpec } from './options.js';
+import { frameCopy } from '../core/errors.js';
+import type { FrameBatch, InputContext } from '../core/plugin.js';
+import type { OptionSpec } from '../core/options.js';
 
 const LF = 10;
 const CR = 13;

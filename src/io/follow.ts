@@ -1,9 +1,9 @@
 import { watch, type FSWatcher, type Stats } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { RuntimeError, describe } from './errors.js';
-import { LineFramer } from './framing.js';
-import type { FrameBatch, InputContext } from './plugin.js';
+import { RuntimeError, describe } from '../core/errors.js';
+import { LineFramer } from './line-framer.js';
+import type { FrameBatch, InputContext } from '../core/plugin.js';
 
 /** Bytes asked for per read: large reads are what make a file input fast. */
 export const READ_SIZE = 256 * 1024;

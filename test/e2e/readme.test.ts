@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { flags } from '../src/flags.js';
+import { flags } from '../../src/cli/flags.js';
 import { BIN, ROOT, tempDir } from './helpers.js';
 
 interface Block {

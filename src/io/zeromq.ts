@@ -1,7 +1,7 @@
 // What the ZeroMQ input and output share: endpoint options, their checks, and
 // turning libzmq's errno codes into errors a person can act on.
-import { RuntimeError, UsageError, describe } from './errors.js';
-import type { OptionSpec } from './options.js';
+import { RuntimeError, UsageError, describe } from '../core/errors.js';
+import type { OptionSpec } from '../core/options.js';
 
 /** zeromq.js, loaded only when a ZeroMQ plugin is used (it is a native module). */
 export type ZeroMQ = typeof import('zeromq');

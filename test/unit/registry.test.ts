@@ -1,7 +1,7 @@
 // Conformance: every registered plugin declares itself completely, once.
 import { describe, expect, it } from 'vitest';
-import { validateOptions } from '../src/options.js';
-import { registry } from '../src/registry.js';
+import { validateOptions } from '../../src/core/options.js';
+import { registry } from '../../src/cli/registry.js';
 
 const folder = { input: 'inputs', output: 'outputs', filter: 'filters', codec: 'codecs' } as const;
 

@@ -2,7 +2,7 @@
 // exactly what JSON.stringify(JSON.parse(line)) gives back, or output would change.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isVerbatimJson } from '../src/json-verbatim.js';
+import { isVerbatimJson } from '../../src/io/json-verbatim.js';
 
 const accepts = (text: string) => {
   const bytes = Buffer.from(`${text}\n`);
