@@ -1,10 +1,19 @@
 import { UsageError } from './errors.js';
+import { type DurationText, type SizeText, ValueFormatError, formatDuration, formatSize, parseDuration, parseSize } from './time.js';
 
 /** One option of a plugin: validates it and documents it (help, list, man page). */
 export type OptionSpec =
   | (SpecBase & { type: 'string'; choices?: readonly string[]; default?: string })
   | (SpecBase & { type: 'integer' | 'number'; default?: number; min?: number })
   | (SpecBase & { type: 'boolean'; default?: boolean })
+  /**
+   * A duration ("250ms", "1s", "5m", "1h", "1d") or a number of milliseconds;
+   * always milliseconds once validated. The default is written as a string, and
+   * help shows it as written.
+   */
+  | (SpecBase & { type: 'duration'; default?: DurationText; min?: DurationText | number; max?: DurationText | number })
+  /** A size ("64KiB", "1MiB", "10MB") or a number of bytes; always bytes once validated. */
+  | (SpecBase & { type: 'size'; default?: SizeText; min?: SizeText | number; max?: SizeText | number })
   /** One string or a list of strings; always a list once validated. */
   | (SpecBase & { type: 'strings'; default?: readonly string[] })
   | (SpecBase & { type: 'any'; default?: unknown });
@@ -22,7 +31,7 @@ export type OptionsSchema = Readonly<Record<string, OptionSpec>>;
 
 type ValueOf<S extends OptionSpec> = S extends { type: 'string' }
   ? S extends { choices: readonly (infer C)[] } ? C : string
-  : S extends { type: 'integer' | 'number' } ? number
+  : S extends { type: 'integer' | 'number' | 'duration' | 'size' } ? number
   : S extends { type: 'boolean' } ? boolean
   : S extends { type: 'strings' } ? string[]
   : unknown;
@@ -69,8 +78,11 @@ export function validateOptions<Schema extends OptionsSchema>(
   }
   for (const [key, spec] of Object.entries(schema)) {
     if (key in out) continue;
-    if (spec.default !== undefined) out[key] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
-    else if (spec.required) throw new UsageError(`${where}: option '${key}' is required (${spec.description})`);
+    if (spec.default !== undefined) {
+      // Durations and sizes keep their default as written ("1s"), which help shows; the plugin gets the number.
+      if (spec.type === 'duration' || spec.type === 'size') out[key] = coerce(where, key, spec, spec.default);
+      else out[key] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
+    } else if (spec.required) throw new UsageError(`${where}: option '${key}' is required (${spec.description})`);
   }
   return out as OptionsOf<Schema>;
 }
@@ -94,6 +106,20 @@ function coerce(where: string, key: string, spec: OptionSpec, value: unknown): u
       if (spec.type === 'integer' && !Number.isInteger(value)) throw bad('a whole number');
       if (spec.min !== undefined && value < spec.min) throw bad(`at least ${spec.min}`);
       return value;
+    }
+    case 'duration':
+    case 'size': {
+      const [parse, format] = spec.type === 'duration' ? [parseDuration, formatDuration] : [parseSize, formatSize];
+      let amount: number;
+      try {
+        amount = parse(value);
+      } catch (error) {
+        if (!(error instanceof ValueFormatError)) throw error;
+        throw new UsageError(`${where}: option '${key}' must be ${error.expected}, got ${typeName(value)}${error.hint ? ` (${error.hint})` : ''}`);
+      }
+      if (spec.min !== undefined && amount < parse(spec.min)) throw bad(`at least ${format(parse(spec.min))}`);
+      if (spec.max !== undefined && amount > parse(spec.max)) throw bad(`at most ${format(parse(spec.max))}`);
+      return amount;
     }
     case 'boolean':
       if (typeof value !== 'boolean') throw bad('true or false');
