@@ -7,5 +7,5 @@ export default defineCodec({
   examples: ['message-passing --decoder JSON --encoder JSON < events.ndjson'],
   options: {},
   // Lines already in the form JSON.stringify writes pass through untouched when nothing else looks inside.
-  create: () => ({ decode: JSON.parse, encode: JSON.stringify, verbatim: isVerbatimJson }),
+  create: () => ({ form: 'text', decode: JSON.parse as (frame: string | Buffer) => unknown, encode: JSON.stringify, verbatim: isVerbatimJson }),
 });

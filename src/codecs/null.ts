@@ -7,8 +7,9 @@ export default defineCodec({
   examples: ['message-passing --decoder Null --encoder Null < app.log', 'message-passing --decoder raw < app.log'],
   options: {},
   create: () => ({
-    raw: true,
-    decode: (frame: string) => frame,
+    form: 'text',
+    identity: true,
+    decode: (frame) => frame,
     encode: (message: unknown) => (typeof message === 'string' ? message : JSON.stringify(message)),
   }),
 });

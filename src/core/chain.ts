@@ -1,64 +1,112 @@
-import { describe, frameCopy, type ErrorRecord } from './errors.js';
-import type { Codec, Filter, FilterContext, FilterResult, FrameBatch, Input, InputContext, Message, Output, OutputContext } from './plugin.js';
+import { isUtf8 } from 'node:buffer';
+import { inspect } from 'node:util';
+import type { FrameProblem, FrameSink } from '../io/framer.js';
+import { describe, frameCopy, PROGRAM, RuntimeError, UsageError, type ErrorRecord } from './errors.js';
+import { framePasses, joinLines, planPassThrough, splitLines, type PassThrough } from './passthrough.js';
+import type {
+  Acknowledge, Codec, Filter, FilterContext, FilterResult, Frame, FrameBatch, Input, InputContext, Message, Output, OutputContext, StreamOptions,
+} from './plugin.js';
+import { KeyedState, systemClock, type Clock, type Hold, type HoldKeeper } from './state.js';
 
 export interface Counters {
-  /** Frames read (empty lines not counted). */
+  /** Frames read (empty ones not counted). */
   in: number;
+  /** Messages filters made beyond those they were given (a list, flush(), push, a timer). */
+  created: number;
   /** Messages handed to the output. */
   out: number;
-  /** Messages a filter dropped on purpose. */
+  /** Messages a filter dropped on purpose (or merged into another). */
   dropped: number;
   /** Records sent to the error output. */
   errors: number;
 }
 
-export interface NamedFilter {
+/** What a chain is built from; the output and filters receive their contexts from it. */
+export interface ChainParts {
+  decoder: Codec;
+  encoder: Codec;
+  errorOutput: Output;
+  output(context: OutputContext): Output | Promise<Output>;
+  filters: ReadonlyArray<{ name: string; create(context: FilterContext): Filter | Promise<Filter> }>;
+  /** Replaceable in unit tests. */
+  clock?: Clock;
+  /** Codecs by name, for filters that decode or encode mid-chain. */
+  codec?(name: string): Promise<Codec>;
+  /** Where warnings go (stderr by default). */
+  warn?(line: string): void;
+}
+
+interface NamedFilter {
   name: string;
   filter: Filter;
 }
 
+/** One batch's acknowledgement, and how many holds still keep it back. */
+class Receipt implements Hold {
+  readonly held = true;
+  private pending = 1;
+
+  constructor(private readonly acknowledge: Acknowledge) {}
+
+  hold(): void {
+    this.pending++;
+  }
+
+  release(): void {
+    if (--this.pending === 0) this.acknowledge();
+  }
+}
+
+const FAILED = Symbol('failed');
+
 /** Where messages go through: decode, filters in order, encode, output. */
-export class Chain {
-  readonly counters: Counters = { in: 0, out: 0, dropped: 0, errors: 0 };
+export class Chain implements HoldKeeper {
+  readonly counters: Counters = { in: 0, created: 0, out: 0, dropped: 0, errors: 0 };
   /** Aborts when reading must stop: a signal, or an output that is gone. */
   readonly stopping = new AbortController();
   /** True once the output's destination went away (closed pipe). */
   destinationClosed = false;
-  private filters: NamedFilter[] = [];
+  /** A failure outside the input's own call stack (a timer's push): reported at the end. */
+  failure: unknown;
+  readonly clock: Clock;
+  private readonly filters: NamedFilter[] = [];
   private output!: Output;
+  private plan: PassThrough | undefined;
   /** The step still running, so that pushes from timers keep their place in line. */
   private busy: Promise<void> | undefined;
   private errorBacklog: ErrorRecord[] = [];
-  private errorWrites: Promise<void>[] = [];
+  private errorWrite: Promise<void> | undefined;
+  /** The receipt of the batch being filtered now, while a filter call runs synchronously. */
+  private receipt: Receipt | undefined;
+  /** True while a step runs synchronously: releases then wait for that step's delivery. */
+  private inStep = false;
+  private releases: Receipt[] = [];
 
-  constructor(
-    private readonly decoder: Codec,
-    private readonly encoder: Codec,
-    private readonly errorOutput: Output,
-  ) {}
-
-  /** The output and filters are created after the chain, since they receive a context from it. */
-  setOutput(output: Output): void {
-    this.output = output;
+  private constructor(private readonly parts: ChainParts) {
+    this.clock = parts.clock ?? systemClock;
   }
 
-  setFilters(filters: NamedFilter[]): void {
-    this.filters = filters;
+  /** Creates the output, then the filters, then decides once whether frames may pass through as bytes. */
+  static async build(parts: ChainParts): Promise<Chain> {
+    const chain = new Chain(parts);
+    chain.output = await parts.output(chain.outputContext());
+    for (const [index, { name, create }] of parts.filters.entries()) {
+      let filter: Filter;
+      try {
+        filter = await create(chain.filterContext(index, name));
+      } catch (error) {
+        if (error instanceof UsageError || error instanceof RuntimeError) throw error;
+        throw new RuntimeError(`filter ${name}: cannot start: ${describe(error)}`);
+      }
+      chain.filters.push({ name, filter });
+    }
+    chain.plan = planPassThrough(parts.decoder, parts.encoder, chain.filters.length, chain.output);
+    return chain;
   }
 
-  /**
-   * Raw pass-through is possible when nothing looks inside messages: Null codecs,
-   * or the same verbatim-capable codec (JSON) on both sides, which then picks the
-   * lines that pass as bytes (measured: 3x the messages per second with JSON).
-   */
-  get raw(): boolean {
-    if (this.filters.length > 0 || !this.output.writeRaw) return false;
-    return (this.decoder.raw === true && this.encoder.raw === true) || this.verbatim !== undefined;
-  }
-
-  private get verbatim(): Codec['verbatim'] {
-    const { verbatim } = this.decoder;
-    return verbatim && verbatim === this.encoder.verbatim && !this.decoder.raw ? verbatim : undefined;
+  /** Whether frames pass through as bytes (see core/passthrough.ts). */
+  get passThrough(): PassThrough | undefined {
+    return this.plan;
   }
 
   readonly reportError = (record: ErrorRecord): void => {
@@ -73,25 +121,30 @@ export class Chain {
     if (records.length === 0) return;
     this.errorBacklog = [];
     try {
-      const pending = this.errorOutput.write(records.map((r) => JSON.stringify(r)), records);
-      if (pending) this.errorWrites.push(pending.catch(() => undefined));
+      const pending = this.parts.errorOutput.write(records.map(errorLine), records);
+      if (pending) {
+        const previous = this.errorWrite;
+        const write: Promise<void> = Promise.all([previous, pending.catch(() => undefined)]).then(() => {
+          if (this.errorWrite === write) this.errorWrite = undefined;
+        });
+        this.errorWrite = write;
+      }
     } catch {
       // The error output itself failing must not stop the main chain.
     }
   };
 
+  private readonly warn = (line: string): void => {
+    if (this.parts.warn) this.parts.warn(line);
+    else process.stderr.write(`${PROGRAM}: ${line}\n`);
+  };
+
   inputContext(): InputContext {
     return {
-      raw: this.raw,
-      verbatim: this.raw ? this.verbatim : undefined,
       stopping: this.stopping.signal,
-      emit: (batch) => this.serial(() => this.decode(batch)),
-      emitRaw: (bytes, count) =>
-        this.serial(() => {
-          this.counters.in += count;
-          this.counters.out += count;
-          return this.output.writeRaw!(bytes, count);
-        }),
+      warn: this.warn,
+      emit: (batch) => this.serial(() => this.emitBatch(batch)),
+      sink: (stream) => this.sink(stream),
       reportError: (record) => {
         // Input-side errors (over-long lines, bad encoding) are frames that came in.
         this.counters.in++;
@@ -100,9 +153,10 @@ export class Chain {
     };
   }
 
-  outputContext(): OutputContext {
+  private outputContext(): OutputContext {
     return {
       stopping: this.stopping.signal,
+      warn: this.warn,
       reportError: (record) => {
         // The message was counted as out when handed over; it did not get out.
         this.counters.out--;
@@ -115,22 +169,53 @@ export class Chain {
     };
   }
 
-  filterContext(index: number): FilterContext {
+  private filterContext(index: number, name: string): FilterContext {
     return {
       stopping: this.stopping.signal,
+      warn: this.warn,
       reportError: this.reportError,
+      clock: this.clock,
       push: (messages) => {
-        void this.serial(() => this.forward(messages.slice(), index + 1))?.catch(this.fail);
+        const list = Array.isArray(messages) ? (messages as readonly Message[]).slice() : [messages];
+        this.counters.created += list.length;
+        void this.serial(() => this.within(undefined, () => this.forward(list, index + 1)))?.catch(this.fail);
+      },
+      schedule: (ms, fire) =>
+        this.clock.after(ms, () => {
+          void this.serial(() => this.within(undefined, () => this.fired(index, name, fire)))?.catch(this.fail);
+        }),
+      keyed: (options) => new KeyedState(options, this),
+      currentHold: () => this.currentHold(),
+      codec: (codecName) => {
+        if (!this.parts.codec) throw new Error(`no codec ${codecName} here`);
+        return this.parts.codec(codecName);
       },
     };
   }
 
-  /** A failure outside the input's own call stack (a timer's push): stop and report it. */
-  failure: unknown;
   private readonly fail = (error: unknown): void => {
     this.failure ??= error;
     this.stopping.abort();
   };
+
+  // HoldKeeper: how keyed state (and filters) keep a batch's acknowledgement back.
+  currentHold(): Hold | undefined {
+    return this.receipt;
+  }
+
+  hold(hold: Hold): void {
+    (hold as Receipt).hold();
+  }
+
+  release(holds: readonly Hold[]): void {
+    if (this.inStep) {
+      for (const hold of holds) this.releases.push(hold as Receipt);
+      return;
+    }
+    // Outside a step (a timer that dropped what it held): after what is queued now.
+    const receipts = holds.slice() as Receipt[];
+    void this.serial(() => this.settle(receipts))?.catch(this.fail);
+  }
 
   /** Runs steps one after another, synchronously while nothing waits. */
   private serial(step: () => void | Promise<void>): void | Promise<void> {
@@ -148,18 +233,142 @@ export class Chain {
     return promise;
   }
 
-  private decode(batch: FrameBatch): void | Promise<void> {
+  /**
+   * Runs one step (a batch, a push, a timer, a flush) with `receipt` as the
+   * batch being filtered; once what it forwarded is delivered, the
+   * acknowledgements released meanwhile (its own included) are released.
+   */
+  private within(receipt: Receipt | undefined, run: () => void | Promise<void>): void | Promise<void> {
+    this.receipt = receipt;
+    this.inStep = true;
+    let result: void | Promise<void>;
+    try {
+      result = run();
+    } finally {
+      this.receipt = undefined;
+      this.inStep = false;
+    }
+    if (receipt) this.releases.push(receipt);
+    if (this.releases.length === 0) return result;
+    const releases = this.releases;
+    this.releases = [];
+    return result ? result.then(() => this.settle(releases)) : this.settle(releases);
+  }
+
+  /** Releases `receipts` once the output and the error output have let go of what was written. */
+  private settle(receipts: readonly Receipt[]): void | Promise<void> {
+    const written = this.output.settled?.();
+    this.flushErrors();
+    const errors = this.errorWrite;
+    if (!written && !errors) {
+      for (const receipt of receipts) receipt.release();
+      return;
+    }
+    return Promise.all([written, errors]).then(() => {
+      for (const receipt of receipts) receipt.release();
+    });
+  }
+
+  /** A framer's way in: frames to decode, or lines that pass through as bytes. */
+  private sink(stream: StreamOptions): FrameSink {
+    const { source, annotate, acknowledge } = stream;
+    // Raw bytes cannot carry where each message came from: annotating turns pass-through off.
+    const plan = annotate ? undefined : this.plan;
+    const ack = (end: number): Acknowledge | undefined => acknowledge?.(end);
+    return {
+      form: plan ? 'text' : this.parts.decoder.form,
+      frames: (frames, first, end) => this.serial(() => this.emitBatch({ frames, source, first, annotate, ack: ack(end) })),
+      problem: (problem) => this.inputProblem(source, problem),
+      lines: plan ? (bytes, count, end) => this.serial(() => this.passLines(bytes, count, ack(end))) : undefined,
+      passes: plan?.passes,
+    };
+  }
+
+  private inputProblem(source: string, problem: FrameProblem): void {
+    this.counters.in++;
+    this.reportError({ error: problem.kind, reason: problem.reason, source: `${source}:${problem.number}`, ...frameCopy(problem.bytes) });
+  }
+
+  /** `count` LF-terminated lines that pass through as they are. */
+  private passLines(bytes: Buffer, count: number, ack: Acknowledge | undefined): void | Promise<void> {
+    if (this.destinationClosed) return;
+    this.counters.in += count;
+    this.counters.out += count;
+    const receipt = ack ? new Receipt(ack) : undefined;
+    return this.within(receipt, () =>
+      this.plan!.to === 'lines' ? this.output.writeLines!(bytes, count) : this.writeFrames(splitLines(bytes)),
+    );
+  }
+
+  private writeFrames(frames: Frame[]): void | Promise<void> {
+    return this.output.write(frames, frames);
+  }
+
+  private emitBatch(batch: FrameBatch): void | Promise<void> {
     // Once the output is gone (`| head` quit), what is still read, such as the cut
     // last line the input hands over as it stops, has nowhere to go: end quietly.
     if (this.destinationClosed) return;
+    const receipt = batch.ack ? new Receipt(batch.ack) : undefined;
+    return this.within(receipt, () => {
+      const { frames } = batch;
+      if (this.plan && !batch.annotate && frames.length > 0 && typeof frames[0] !== 'string') {
+        return this.passRuns(batch, frames as readonly Buffer[], 0);
+      }
+      return this.forward(this.decode(batch, 0, frames.length), 0);
+    });
+  }
+
+  /**
+   * Frames of one batch in order: runs that pass go on as bytes, the others
+   * are decoded. `from` is where this run starts.
+   */
+  private passRuns(batch: FrameBatch, frames: readonly Buffer[], from: number): void | Promise<void> {
+    const plan = this.plan!;
+    let runStart = from;
+    let runPasses = framePasses(plan, frames[from]!);
+    for (let i = from + 1; i <= frames.length; i++) {
+      if (i < frames.length && framePasses(plan, frames[i]!) === runPasses) continue;
+      let wait: void | Promise<void>;
+      if (runPasses) {
+        const count = i - runStart;
+        this.counters.in += count;
+        this.counters.out += count;
+        wait = plan.to === 'lines' ? this.output.writeLines!(joinLines(frames, runStart, i), count) : this.writeFrames(frames.slice(runStart, i));
+      } else {
+        wait = this.forward(this.decode(batch, runStart, i), 0);
+      }
+      if (i === frames.length) return wait;
+      if (wait) {
+        const next = i;
+        return wait.then(() => this.passRuns(batch, frames, next));
+      }
+      runStart = i;
+      runPasses = !runPasses;
+    }
+  }
+
+  /** Decodes frames[from, to) of a batch; frames that do not decode become error records. */
+  private decode(batch: FrameBatch, from: number, to: number): Message[] {
     const { frames, source, first, annotate } = batch;
+    const { decoder } = this.parts;
+    const text = decoder.form === 'text';
     const messages: Message[] = [];
-    for (let i = 0; i < frames.length; i++) {
-      const frame = frames[i]!;
-      if (frame === '') continue;
+    for (let i = from; i < to; i++) {
+      let frame = frames[i]!;
+      if (frame.length === 0) continue;
       this.counters.in++;
+      if (text && typeof frame !== 'string') {
+        const decoded = utf8(frame);
+        if (decoded === undefined) {
+          this.reportError({ error: 'encoding', reason: 'frame is not valid UTF-8', source: `${source}:${first + i}`, ...frameCopy(frame) });
+          continue;
+        }
+        frame = decoded;
+      } else if (!text && typeof frame === 'string') {
+        frame = Buffer.from(frame);
+      }
       try {
-        const message = this.decoder.decode(frame);
+        const message = decoder.decode(frame);
         if (annotate && typeof message === 'object' && message !== null && !Array.isArray(message)) {
           annotate(message as Record<string, unknown>, first + i);
         }
@@ -168,7 +377,7 @@ export class Chain {
         this.reportError({ error: 'decode', reason: describe(error), source: `${source}:${first + i}`, ...frameCopy(frame) });
       }
     }
-    return this.forward(messages, 0);
+    return messages;
   }
 
   /** Sends `messages` through the filters from `from` on, then to the output. */
@@ -184,7 +393,7 @@ export class Chain {
 
   private applyFilter(index: number, messages: Message[]): Message[] | Promise<Message[]> {
     const { filter } = this.filters[index]!;
-    const results: Array<FilterResult | Promise<FilterResult>> = new Array(messages.length);
+    const results: Array<FilterResult | Promise<FilterResult> | typeof FAILED> = new Array(messages.length);
     let waiting = false;
     for (let i = 0; i < messages.length; i++) {
       try {
@@ -201,44 +410,60 @@ export class Chain {
     }
     // Awaiting the batch as a whole keeps order while async filters run concurrently.
     if (waiting) return Promise.all(results).then((settled) => this.collect(settled));
-    return this.collect(results as FilterResult[]);
+    return this.collect(results as Array<FilterResult | typeof FAILED>);
   }
 
   private filterFailed(index: number, message: Message, error: unknown): typeof FAILED {
-    let frame: string;
-    try {
-      frame = typeof message === 'string' ? message : JSON.stringify(message) ?? String(message);
-    } catch {
-      frame = String(message);
-    }
-    this.reportError({ error: 'filter', reason: describe(error), source: `filter:${this.filters[index]!.name}`, ...frameCopy(frame) });
+    this.reportError({ error: 'filter', reason: describe(error), source: `filter:${this.filters[index]!.name}`, ...frameCopy(readable(message)) });
     return FAILED;
   }
 
-  private collect(results: readonly (FilterResult | typeof FAILED)[]): Message[] {
+  /** One result per message given: lists are spread, nothing is a drop, extra messages count as created. */
+  private collect(results: ReadonlyArray<FilterResult | typeof FAILED>): Message[] {
     const out: Message[] = [];
     for (const result of results) {
       if (result === FAILED) continue;
       if (result === undefined || result === null) this.counters.dropped++;
       else if (Array.isArray(result)) {
         if (result.length === 0) this.counters.dropped++;
+        else this.counters.created += result.length - 1;
         for (const m of result) out.push(m);
       } else out.push(result);
     }
     return out;
   }
 
+  /** What a filter makes on its own (a timer, flush): every message counts as created. */
+  private created(result: FilterResult): Message[] {
+    if (result === undefined || result === null) return [];
+    const list = Array.isArray(result) ? (result as Message[]).slice() : [result];
+    this.counters.created += list.length;
+    return list;
+  }
+
+  private fired(index: number, name: string, fire: () => FilterResult): void | Promise<void> {
+    let result: FilterResult;
+    try {
+      result = fire();
+    } catch (error) {
+      this.reportError({ error: 'filter', reason: describe(error), source: `filter:${name}` });
+      return;
+    }
+    return this.forward(this.created(result), index + 1);
+  }
+
   private deliver(messages: Message[]): void | Promise<void> {
     if (messages.length === 0) return;
-    const frames: string[] = new Array(messages.length);
+    const { encoder } = this.parts;
+    const frames: Frame[] = new Array(messages.length);
     let kept: Message[] | undefined;
     for (let i = 0; i < messages.length; i++) {
-      let frame: string | undefined;
+      let frame: Frame | undefined;
       try {
-        frame = this.encoder.encode(messages[i]);
-        if (typeof frame !== 'string') throw new Error(`cannot encode a value of type ${typeof messages[i]}`);
+        frame = encoder.encode(messages[i]);
+        if (typeof frame !== 'string' && !Buffer.isBuffer(frame)) throw new Error(`cannot encode a value of type ${typeof messages[i]}`);
       } catch (error) {
-        this.reportError({ error: 'encode', reason: describe(error), source: 'encoder', frame: String(messages[i]).slice(0, 1024) });
+        this.reportError({ error: 'encode', reason: describe(error), source: 'encoder', ...frameCopy(readable(messages[i])) });
         kept ??= messages.slice(0, i);
         continue;
       }
@@ -255,7 +480,8 @@ export class Chain {
 
   /**
    * Reads the input to its end (or until stopped), then drains: flushes each
-   * filter in order, closes the output, and writes the last error records.
+   * filter in order, closes the output, writes the last error records, and
+   * lets the input save what was acknowledged.
    */
   async run(input: Input): Promise<void> {
     let failure: unknown;
@@ -267,15 +493,36 @@ export class Chain {
     try {
       await this.busy;
       for (let i = 0; i < this.filters.length && !this.destinationClosed; i++) {
-        const { filter } = this.filters[i]!;
+        const { name, filter } = this.filters[i]!;
         if (!filter.flush) continue;
-        const flushed = await filter.flush();
-        // Nothing left at the end is not a drop.
-        if (flushed === undefined || flushed === null) continue;
-        const rest = this.collect([flushed]);
-        await this.serial(() => this.forward(rest, i + 1));
+        await this.serial(() =>
+          this.within(undefined, () => {
+            let flushed: FilterResult | Promise<FilterResult>;
+            try {
+              flushed = filter.flush!();
+            } catch (error) {
+              throw new RuntimeError(`filter ${name}: flush failed: ${describe(error)}`);
+            }
+            if (flushed instanceof Promise) {
+              return flushed.then(
+                (rest) => this.forward(this.created(rest), i + 1),
+                (error: unknown) => {
+                  throw new RuntimeError(`filter ${name}: flush failed: ${describe(error)}`);
+                },
+              );
+            }
+            return this.forward(this.created(flushed), i + 1);
+          }),
+        );
       }
-      for (const { filter } of this.filters) await filter.close?.();
+      await this.busy;
+      for (const { name, filter } of this.filters) {
+        try {
+          await filter.close?.();
+        } catch (error) {
+          throw new RuntimeError(`filter ${name}: close failed: ${describe(error)}`);
+        }
+      }
     } catch (error) {
       failure ??= error;
     }
@@ -285,11 +532,37 @@ export class Chain {
       failure ??= error;
     }
     this.flushErrors();
-    await Promise.all(this.errorWrites);
-    await this.errorOutput.close().catch(() => undefined);
+    await this.errorWrite;
+    await this.parts.errorOutput.close().catch(() => undefined);
+    try {
+      await input.close?.();
+    } catch (error) {
+      failure ??= error;
+    }
     failure ??= this.failure;
     if (failure !== undefined) throw failure;
   }
 }
 
-const FAILED = Symbol('failed');
+function errorLine(record: ErrorRecord): string {
+  return JSON.stringify(record);
+}
+
+/** Text of a frame, or undefined when it is not UTF-8. */
+function utf8(bytes: Buffer): string | undefined {
+  const text = bytes.toString('utf8');
+  // Decoding replaces invalid bytes with U+FFFD; only then is a full check needed.
+  return !text.includes('\uFFFD') || isUtf8(bytes) ? text : undefined;
+}
+
+/** A copy of a message a person can read in an error record, whatever it holds (BigInt, cycles). */
+function readable(message: Message): string {
+  if (typeof message === 'string') return message;
+  try {
+    const json = JSON.stringify(message);
+    if (json !== undefined) return json;
+  } catch {
+    // BigInt or a cycle: inspect says what is there.
+  }
+  return inspect(message, { depth: 6, breakLength: Infinity, maxStringLength: 2048 });
+}

@@ -1,5 +1,8 @@
 import { isUtf8 } from 'node:buffer';
 
+/** The program's name, as it prefixes every line it writes on stderr. */
+export const PROGRAM = 'message-passing';
+
 /** A mistake in what the user typed: exit 2, one line, nothing started. */
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -28,7 +31,8 @@ export function frameCopy(frame: string | Uint8Array): Pick<ErrorRecord, 'frame'
   if (typeof frame === 'string') return { frame: cut(frame) };
   const bytes = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
   if (isUtf8(bytes)) return { frame: cut(bytes.toString('utf8')) };
-  return { frame: cut(bytes.toString('base64')), encoding: 'base64' };
+  // Base64 of the first bytes only: 3 bytes become 4 characters.
+  return { frame: cut(bytes.subarray(0, (ERROR_FRAME_LIMIT / 4) * 3).toString('base64')), encoding: 'base64' };
 }
 
 function cut(text: string): string {
@@ -37,4 +41,11 @@ function cut(text: string): string {
 
 export function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** A failure from below (io) as one line under `label`: a usage error when it says what the user gave is malformed. */
+export function fatal(label: string, error: unknown): UsageError | RuntimeError {
+  if (error instanceof UsageError || error instanceof RuntimeError) return error;
+  const message = `${label}: ${describe(error)}`;
+  return (error as { misuse?: unknown } | undefined)?.misuse === true ? new UsageError(message) : new RuntimeError(message);
 }

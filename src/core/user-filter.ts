@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, UsageError } from './errors.js';
+import { validateOptions, type OptionsSchema } from './options.js';
 import type { Filter, FilterContext } from './plugin.js';
 
 /** A NAME with a slash or a JavaScript ending is a file path; anything else a package. */
@@ -88,7 +89,10 @@ type Exports = Record<string, unknown>;
  * whichever shape it exports: a plain function, a class, an object with
  * filter(), or create(options).
  */
-export async function importUserFilter(name: string): Promise<(options: Record<string, unknown>, context: FilterContext) => Promise<Filter>> {
+export async function importUserFilter(
+  name: string,
+  given: Record<string, unknown>,
+): Promise<(context: FilterContext) => Promise<Filter>> {
   let location: string;
   if (isModulePath(name) && !isScopedPackage(name)) {
     const path = resolve(name);
@@ -111,11 +115,25 @@ export async function importUserFilter(name: string): Promise<(options: Record<s
   }
   const main = exported.default ?? exported;
   if (typeof main !== 'function' && !isObject(main)) throw shapeError(name, main);
-  return async (options, context) => {
+  // A module may declare its options as a built-in does: they are then checked the same way, defaults applied.
+  const schema = optionsSchema(exported, main);
+  const options = schema ? validateOptions(`--filter ${name}`, schema, given) : given;
+  return async (context) => {
     const made = await adapt(name, exported, options, context);
     if (typeof made?.filter !== 'function') throw shapeError(name, made);
     return made;
   };
+}
+
+/** A named export `options`, or an `options` property of the default export: an options schema. */
+function optionsSchema(exported: Exports, main: unknown): OptionsSchema | undefined {
+  const schema = exported.options ?? (isObject(main) || typeof main === 'function' ? (main as Exports).options : undefined);
+  if (schema === undefined) return undefined;
+  const valid =
+    isObject(schema) &&
+    Object.values(schema).every((spec) => isObject(spec) && typeof spec.type === 'string' && typeof spec.description === 'string');
+  if (!valid) throw new UsageError('a filter module\'s `options` export must be a schema: {name: {type, description, default?, required?}}');
+  return schema as unknown as OptionsSchema;
 }
 
 async function adapt(name: string, exported: Exports, options: Record<string, unknown>, context: FilterContext): Promise<Filter> {

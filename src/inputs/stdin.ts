@@ -1,5 +1,7 @@
-import { LineFramer, maxLineLengthOption, readDescriptor } from '../io/line-framer.js';
+import { maxLineLengthOption } from '../core/common-options.js';
 import { defineInput } from '../core/plugin.js';
+import { LineFramer } from '../io/line-framer.js';
+import { readDescriptor } from '../io/reader.js';
 
 export default defineInput({
   summary: 'Read one message per line from standard input, until end of file.',
@@ -7,6 +9,7 @@ export default defineInput({
   examples: ["tail -F app.log | message-passing --decoder Null --output ZeroMQ --output_options '{connect: \"tcp://logs:5552\"}'"],
   options: { max_line_length: maxLineLengthOption },
   create: (options, context) => ({
-    run: () => readDescriptor(0, new LineFramer(context, 'stdin', options.max_line_length), context.stopping, () => process.stdin),
+    run: () =>
+      readDescriptor(0, new LineFramer(context.sink({ source: 'stdin' }), options.max_line_length), context.stopping, () => process.stdin),
   }),
 });

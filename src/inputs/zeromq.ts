@@ -1,5 +1,4 @@
-import { isUtf8 } from 'node:buffer';
-import { frameCopy } from '../core/errors.js';
+import { fatal } from '../core/errors.js';
 import { defineInput, type Input, type InputContext } from '../core/plugin.js';
 import { attach, checkEndpoints, endpointError, endpointOptions, loadZeroMQ, type ZeroMQ } from '../io/zeromq.js';
 
@@ -7,8 +6,6 @@ const LABEL = 'zeromq input';
 
 /** Messages handed to the chain at once: what is already there is read without a wait per message. */
 const BATCH_LIMIT = 512;
-
-const LF = 10;
 
 /** Longest run of receives between two checks that a message is ready. */
 const READ_RUN = 32;
@@ -53,7 +50,9 @@ export default defineInput({
     return undefined;
   },
   async create(options, context) {
-    const zmq = await loadZeroMQ(LABEL);
+    const zmq = await loadZeroMQ().catch((error: unknown) => {
+      throw fatal(LABEL, error);
+    });
     let socket: PullSocket | SubSocket;
     if (options.socket_type === 'PULL') {
       socket = new zmq.Pull({ receiveHighWaterMark: options.socket_hwm, linger: 0 });
@@ -62,7 +61,9 @@ export default defineInput({
       subscriber.subscribe(...options.subscribe);
       socket = subscriber;
     }
-    await attach(socket, LABEL, options);
+    await attach(socket, options).catch((error: unknown) => {
+      throw fatal(LABEL, error);
+    });
     return new ZeroMQInput(socket, options.socket_bind ?? [], (options.socket_hwm || 10000) * (options.connect?.length ?? 1), context);
   },
 });
@@ -129,7 +130,7 @@ class ZeroMQInput implements Input {
       // Unbinding closes the door while the messages already queued stay readable.
       for (const endpoint of this.bound) {
         await socket.unbind(endpoint).catch((error: unknown) => {
-          throw endpointError(LABEL, 'bind', endpoint, error);
+          throw fatal(LABEL, endpointError('bind', endpoint, error));
         });
       }
       limit = Infinity;
@@ -178,70 +179,7 @@ class ZeroMQInput implements Input {
     const received = this.received;
     if (received.length === 0) return;
     this.received = [];
-    const first = this.frameNumber - received.length;
-    if (!this.context.raw) return this.emitFrames(received, 0, received.length, first);
-    return this.emitRuns(received, 0, first);
+    // Frames go as bytes: the chain decides whether they pass through or are decoded (and checked as UTF-8).
+    return this.context.emit({ frames: received, source: 'zeromq', first: this.frameNumber - received.length });
   }
-
-  /**
-   * Raw pass-through (nothing looks inside messages, or the codecs pass such
-   * lines unchanged): runs of frames that are clean lines go on as bytes, the
-   * others as text to be decoded, in their order. `first` numbers frames[0].
-   */
-  private emitRuns(frames: readonly Buffer[], from: number, first: number): void | Promise<void> {
-    let runStart = from;
-    let runPasses = this.passes(frames[from]!);
-    for (let i = from + 1; i <= frames.length; i++) {
-      if (i < frames.length && this.passes(frames[i]!) === runPasses) continue;
-      const wait = runPasses ? this.context.emitRaw(asLines(frames, runStart, i), i - runStart) : this.emitFrames(frames, runStart, i, first);
-      if (i === frames.length) return wait;
-      if (wait) return wait.then(() => this.emitRuns(frames, i, first));
-      runStart = i;
-      runPasses = !runPasses;
-    }
-  }
-
-  /**
-   * A clean line (not empty, no LF inside) that the codecs pass unchanged. A CR at
-   * its end is part of the message, written out as the text path would write it:
-   * passing it as bytes keeps a frame that is not UTF-8 out of the error output.
-   */
-  private passes(frame: Buffer): boolean {
-    const size = frame.length;
-    if (size === 0 || frame.indexOf(LF) >= 0) return false;
-    const { verbatim } = this.context;
-    return verbatim === undefined || verbatim(frame, 0, size);
-  }
-
-  private emitFrames(received: readonly Buffer[], from: number, end: number, first: number): void | Promise<void> {
-    const frames: string[] = new Array(end - from);
-    for (let i = from; i < end; i++) frames[i - from] = this.text(received[i]!, first + i);
-    return this.context.emit({ frames, source: 'zeromq', first: first + from });
-  }
-
-  private text(bytes: Buffer, number: number): string {
-    const text = bytes.toString('utf8');
-    // Decoding replaces invalid bytes with U+FFFD; only then is a full check needed.
-    if (!text.includes('\uFFFD') || isUtf8(bytes)) return text;
-    this.context.reportError({
-      error: 'encoding',
-      reason: 'ZeroMQ message is not valid UTF-8',
-      source: `zeromq:${number}`,
-      ...frameCopy(bytes),
-    });
-    return '';
-  }
-}
-
-/** frames[from, end) as LF-terminated lines in one buffer. */
-function asLines(frames: readonly Buffer[], from: number, end: number): Buffer {
-  let length = 0;
-  for (let i = from; i < end; i++) length += frames[i]!.length + 1;
-  const lines = Buffer.allocUnsafe(length);
-  let at = 0;
-  for (let i = from; i < end; i++) {
-    at += frames[i]!.copy(lines, at);
-    lines[at++] = LF;
-  }
-  return lines;
 }

@@ -1,12 +1,9 @@
-import { watch, type FSWatcher, type Stats } from 'node:fs';
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { RuntimeError, describe } from '../core/errors.js';
-import { LineFramer } from './line-framer.js';
-import type { FrameBatch, InputContext } from '../core/plugin.js';
+import { watch, type FSWatcher } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { FileError, notARegularFile, type FilePattern } from './files.js';
+import { DescriptorReader, type ReadableFramer } from './reader.js';
+import { errorCode, isMissing } from './system-errors.js';
 
-/** Bytes asked for per read: large reads are what make a file input fast. */
-export const READ_SIZE = 256 * 1024;
 /** Reads per file per round, so one busy file cannot starve the others. */
 const READS_PER_ROUND = 8;
 /**
@@ -16,128 +13,31 @@ const READS_PER_ROUND = 8;
  */
 export const RETIRED_QUIET_MS = 5000;
 
-/**
- * What to read: one path, or a pattern with `*` (any run of characters) and
- * `?` (one character) in its last part only, like `/var/log/app/*.log`.
- * Wildcards do not match a leading dot, as in the shell.
- */
-export class FilePattern {
-  readonly directory: string;
-  readonly name: string;
-  private readonly matcher: RegExp | undefined;
-
-  constructor(filename: string) {
-    const full = resolve(filename);
-    this.directory = dirname(full);
-    this.name = basename(full);
-    this.matcher = hasWildcard(this.name) ? wildcardRegExp(this.name) : undefined;
-  }
-
-  get isPattern(): boolean {
-    return this.matcher !== undefined;
-  }
-
-  /** The one path when this is not a pattern. */
-  get path(): string {
-    return join(this.directory, this.name);
-  }
-
-  matches(name: string): boolean {
-    return this.matcher ? this.matcher.test(name) : name === this.name;
-  }
-
-  /** Paths that exist now, sorted; a missing folder is no match. */
-  async list(): Promise<string[]> {
-    if (!this.matcher) return [this.path];
-    let entries;
-    try {
-      entries = await readdir(this.directory, { withFileTypes: true });
-    } catch (error) {
-      if (isMissing(error)) return [];
-      throw error;
-    }
-    return entries
-      .filter((e) => (e.isFile() || e.isSymbolicLink()) && this.matches(e.name))
-      .map((e) => join(this.directory, e.name))
-      .sort();
-  }
-}
-
-export function hasWildcard(text: string): boolean {
-  return /[*?]/.test(text);
-}
-
-export function wildcardRegExp(pattern: string): RegExp {
-  let source = '';
-  for (const char of pattern) {
-    if (char === '*') source += '[^/]*';
-    else if (char === '?') source += '[^/]';
-    else source += char.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
-  }
-  // Like the shell, a wildcard at the start does not match a hidden file.
-  const hidden = pattern.startsWith('.') ? '' : '(?!\\.)';
-  return new RegExp(`^${hidden}${source}$`, 's');
-}
-
-export function isMissing(error: unknown): boolean {
-  const code = errorCode(error);
-  return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-export function errorCode(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
-    ? error.code
-    : undefined;
-}
-
-function notARegularFile(info: Stats): Error {
-  const error = new Error('it is not a regular file (follow reads regular files only)');
-  return info.isDirectory() ? Object.assign(error, { code: 'EISDIR' }) : error;
-}
-
-/** One clear line for a file that cannot be read. */
-export function cannotRead(path: string, error: unknown, hint = ''): RuntimeError {
-  const why: Record<string, string> = {
-    ENOENT: 'no such file',
-    ENOTDIR: 'a part of the path is not a folder',
-    EACCES: 'permission denied (check its permissions and those of its folders)',
-    EPERM: 'permission denied (check its permissions and those of its folders)',
-    EISDIR: 'it is a folder (give a file, or a pattern like dir/*.log)',
-  };
-  const code = errorCode(error);
-  const reason = (code && why[code]) ?? describe(error);
-  return new RuntimeError(`File input: cannot read ${path}: ${reason}${hint}`);
-}
-
-/** Reads large chunks; a small read is copied out so its big buffer can be reused. */
-export class ChunkReader {
-  private scratch = Buffer.allocUnsafeSlow(READ_SIZE);
-
-  /** `position` null reads on from where the last read ended (pipes, devices). */
-  async read(handle: FileHandle, position: number | null): Promise<Buffer | undefined> {
-    const { bytesRead } = await handle.read(this.scratch, 0, READ_SIZE, position);
-    if (bytesRead === 0) return undefined;
-    if (bytesRead < READ_SIZE / 4) return Buffer.from(this.scratch.subarray(0, bytesRead));
-    // The framer and the chain may keep this buffer: hand it over, take a new one.
-    const chunk = this.scratch.subarray(0, bytesRead);
-    this.scratch = Buffer.allocUnsafeSlow(READ_SIZE);
-    return chunk;
-  }
-}
-
 /** A file being read, known by its inode: the name may move on to another file. */
-interface TailedFile {
-  path: string;
+interface TailedFile extends OpenedFile {
   handle: FileHandle;
-  dev: number;
-  ino: number;
   /** Offset of the next byte to read. */
   position: number;
-  framer: LineFramer;
+  /** Bytes pushed to its framer so far. */
+  pushed: number;
+  framer: ReadableFramer;
+  reader: DescriptorReader;
   /** When the file last gave data (or was opened). */
   lastDataAt: number;
   /** Set once its name points elsewhere: it is closed after RETIRED_QUIET_MS without data. */
   retired: boolean;
+}
+
+/** A file the follower opened: what its framer's offsets mean. */
+export interface OpenedFile {
+  readonly path: string;
+  readonly dev: number;
+  readonly ino: number;
+  /**
+   * The file offset of its framer's offset 0: a frame ending at framer offset E
+   * ends at file offset base + E (at or below 0: before a truncation, no longer in the file).
+   */
+  base: number;
 }
 
 export interface FollowOptions {
@@ -145,9 +45,16 @@ export interface FollowOptions {
   /** Start at the end of the files that exist when following starts. */
   fromEnd: boolean;
   pollInterval: number;
-  maxLineLength: number;
-  /** Field that receives {file, line} on each message, when asked for. */
-  origin: string | undefined;
+  /** The framer for a file just opened. */
+  framer(file: OpenedFile, handle: FileHandle): ReadableFramer;
+  /** Where to start reading a file first seen (a checkpoint may know); default: its start, or its end with fromEnd. */
+  startAt?(file: OpenedFile, handle: FileHandle, size: number): Promise<number | undefined>;
+  /** Files to read the rest of before anything else, retired (a checkpointed file rotated away meanwhile). */
+  leftovers?(): Promise<Array<{ path: string; position: number }>>;
+  /** A file that cannot be opened now (reported once per cause); it is tried again. */
+  report(path: string, error: FileError): void;
+  /** On stop, whether a last line without LF is framed (true) or left in the file for the next run. */
+  endPartialOnStop: boolean;
 }
 
 /**
@@ -165,7 +72,6 @@ export class Follower {
   private readonly byName = new Map<string, TailedFile>();
   /** Names whose open failed, with the error code last reported, so it is reported once. */
   private readonly failing = new Map<string, string>();
-  private readonly reader = new ChunkReader();
   private watcher: FSWatcher | undefined;
   private wakeRequested = false;
   private wakeUp: (() => void) | undefined;
@@ -174,14 +80,17 @@ export class Follower {
 
   constructor(
     private readonly options: FollowOptions,
-    private readonly context: InputContext,
+    private readonly stopping: AbortSignal,
   ) {}
 
   async run(): Promise<void> {
-    const { stopping } = this.context;
+    const { stopping } = this;
     this.startWatching();
     let failed = false;
     try {
+      for (const { path, position } of (await this.options.leftovers?.()) ?? []) {
+        await this.openFile(path, position).then((file) => this.retire(file), () => undefined);
+      }
       await this.checkNames(this.options.fromEnd, true);
       while (!stopping.aborted) {
         this.wakeRequested = false;
@@ -208,7 +117,7 @@ export class Follower {
       this.watcher = undefined;
       for (const file of this.files.splice(0)) {
         // Stopping: what was read counts, a partial last line included.
-        if (!failed) await file.framer.end();
+        if (!failed && this.options.endPartialOnStop) await file.framer.end();
         await file.handle.close().catch(() => {});
       }
     }
@@ -218,18 +127,19 @@ export class Follower {
   private async pump(file: TailedFile): Promise<{ gotData: boolean; atEnd: boolean }> {
     let gotData = false;
     let atEnd = false;
-    for (let reads = 0; reads < READS_PER_ROUND && !this.context.stopping.aborted; reads++) {
-      const chunk = await this.reader.read(file.handle, file.position);
-      if (!chunk) {
+    for (let reads = 0; reads < READS_PER_ROUND && !this.stopping.aborted; reads++) {
+      const count = file.reader.read(file.position);
+      if (count <= 0) {
         atEnd = true;
         break;
       }
       gotData = true;
-      file.position += chunk.length;
-      const wait = file.framer.push(chunk);
-      if (wait) await wait;
+      file.position += count;
+      file.pushed += count;
+      if (file.reader.wait) await file.reader.wait;
     }
     if (gotData) file.lastDataAt = Date.now();
+    else file.reader.idle();
     return { gotData, atEnd };
   }
 
@@ -258,12 +168,12 @@ export class Follower {
           if (current) changed = this.retire(current) || changed;
           continue;
         }
-        if (starting && !pattern.isPattern) throw cannotRead(path, error);
+        if (starting && !pattern.isPattern) throw new FileError(path, error);
         this.reportOpenFailure(path, error);
         continue;
       }
       if (!info.isFile()) {
-        if (starting && !pattern.isPattern) throw cannotRead(path, notARegularFile(info));
+        if (starting && !pattern.isPattern) throw new FileError(path, notARegularFile(info));
         continue;
       }
       if (current && info.ino === current.ino && info.dev === current.dev) {
@@ -271,18 +181,19 @@ export class Follower {
           // Truncated (copytruncate): start again from the beginning. A partial
           // line stays held: its rest, if any, is now at the start.
           current.position = 0;
+          current.base = -current.pushed;
           changed = true;
         }
         continue;
       }
       if (current) this.retire(current);
       try {
-        await this.openFile(path, fromEnd);
+        await this.openFile(path, fromEnd ? 'end' : 'start');
         this.failing.delete(path);
         changed = true;
       } catch (error) {
         if (isMissing(error)) continue;
-        if (starting && !pattern.isPattern) throw cannotRead(path, error);
+        if (starting && !pattern.isPattern) throw new FileError(path, error);
         this.reportOpenFailure(path, error);
       }
     }
@@ -295,30 +206,36 @@ export class Follower {
       return await this.options.pattern.list();
     } catch (error) {
       const folder = this.options.pattern.directory;
-      if (starting) throw cannotRead(folder, error);
+      if (starting) throw new FileError(folder, error);
       this.reportOpenFailure(folder, error);
       this.rescanDue = true;
       return [];
     }
   }
 
-  private async openFile(path: string, fromEnd: boolean): Promise<void> {
+  /** Opens `path` at `at` (a position, or its start or end unless a checkpoint knows better). */
+  private async openFile(path: string, at: number | 'start' | 'end'): Promise<TailedFile> {
     const handle = await open(path, 'r');
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw notARegularFile(info);
-      const file: TailedFile = {
-        path,
+      const opened: OpenedFile = { path, dev: info.dev, ino: info.ino, base: 0 };
+      let position = typeof at === 'number' ? at : await this.options.startAt?.(opened, handle, info.size);
+      position ??= at === 'end' ? info.size : 0;
+      opened.base = position;
+      const framer = this.options.framer(opened, handle);
+      const file: TailedFile = Object.assign(opened, {
         handle,
-        dev: info.dev,
-        ino: info.ino,
-        position: fromEnd ? info.size : 0,
-        framer: new LineFramer(this.context, `file:${path}`, this.options.maxLineLength, originOf(this.options.origin, path)),
+        position,
+        pushed: 0,
+        framer,
+        reader: new DescriptorReader(handle.fd, framer),
         lastDataAt: Date.now(),
         retired: false,
-      };
+      });
       this.files.push(file);
       this.byName.set(path, file);
+      return file;
     } catch (error) {
       await handle.close().catch(() => {});
       throw error;
@@ -353,11 +270,7 @@ export class Follower {
     const code = errorCode(error) ?? 'error';
     if (this.failing.get(path) === code) return;
     this.failing.set(path, code);
-    this.context.reportError({
-      error: 'input',
-      reason: `${cannotRead(path, error).message}; trying again every ${this.options.pollInterval} ms`,
-      source: `file:${path}`,
-    });
+    this.options.report(path, new FileError(path, error));
   }
 
   private startWatching(): void {
@@ -385,8 +298,8 @@ export class Follower {
 
   /** Waits for a change notice, the poll interval, or the stop. */
   private sleep(): Promise<void> {
-    if (this.wakeRequested || this.context.stopping.aborted) return Promise.resolve();
-    const { stopping } = this.context;
+    if (this.wakeRequested || this.stopping.aborted) return Promise.resolve();
+    const { stopping } = this;
     return new Promise<void>((resolveSleep) => {
       const done = () => {
         clearTimeout(timer);
@@ -403,12 +316,4 @@ export class Follower {
       this.wakeUp = done;
     });
   }
-}
-
-/** Where a message came from, as the `origin` option asks: `{file, line}` under that field. */
-export function originOf(field: string | undefined, path: string): FrameBatch['annotate'] {
-  if (field === undefined) return undefined;
-  return (message, line) => {
-    message[field] = { file: path, line };
-  };
 }

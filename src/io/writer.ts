@@ -1,49 +1,81 @@
+// The one writer of lines to descriptors: standard output, standard error and
+// files (File output) all write through a DescriptorWriter.
 import { fstatSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { RuntimeError } from '../core/errors.js';
-import type { Output, OutputContext } from '../core/plugin.js';
+import { systemReason } from './system-errors.js';
+
+/** Encoded frames as LF-terminated lines: one string when all are text, else one Buffer. */
+export function asLines(frames: readonly (string | Buffer)[]): string | Buffer {
+  let text = true;
+  for (const frame of frames) {
+    if (typeof frame !== 'string') {
+      text = false;
+      break;
+    }
+  }
+  if (text) return (frames as string[]).join('\n') + '\n';
+  const parts: Buffer[] = [];
+  for (const frame of frames) parts.push(typeof frame === 'string' ? Buffer.from(frame) : frame, NEWLINE);
+  return Buffer.concat(parts);
+}
+
+const NEWLINE = Buffer.from('\n');
 
 /**
- * A line output on a descriptor the program does not own (stdout, stderr): one
- * write per batch, and a closed pipe ends the program quietly, as `| head`
- * expects.
- *
- * Files and devices (a terminal, /dev/null) are written with plain synchronous
- * writes, as Node itself does for them, without loading Node's stream machinery.
- * Pipes and sockets go through the stream that `stream()` returns: it does not
- * block, so a slow reader makes the chain wait ('drain') while a signal can still
- * end the program. Once the stream is in use, every later write goes through it.
+ * Writes to a descriptor, one write per batch. Files and devices (a terminal,
+ * /dev/null) are written with plain synchronous writes, as Node itself does for
+ * them, without loading Node's stream machinery. Pipes and sockets go through
+ * the stream that `stream()` returns: it does not block, so a slow reader makes
+ * the chain wait ('drain') while a signal can still end the program. Once the
+ * stream is in use, every later write goes through it. A closed pipe calls
+ * `closed` once and drops everything after, as `| head` expects.
  */
-export function descriptorOutput(fd: number, label: string, context: OutputContext, stream: () => Writable): Output {
-  let direct: boolean | undefined;
-  let out: Sender | undefined;
-  const viaStream = () => (out ??= streamSender(stream(), label, context));
-  /** `borrowed`: the input reads into these bytes again once this returns (see Output.writeRaw). */
-  const send = (data: string | Buffer, borrowed: boolean): void | Promise<void> => {
-    direct ??= isFileOrDevice(fd);
-    if (direct) {
+export class DescriptorWriter {
+  private direct: boolean | undefined;
+  private sender: Sender | undefined;
+
+  constructor(
+    private readonly fd: number,
+    private readonly label: string,
+    private readonly stream: () => Writable,
+    private readonly closed: () => void,
+  ) {}
+
+  /** `borrowed`: the caller writes into these bytes again once this returns (see FrameSink.lines). */
+  write(data: string | Buffer, borrowed = false): void | Promise<void> {
+    this.direct ??= isFileOrDevice(this.fd);
+    if (this.direct) {
       let rest: string | Buffer | undefined;
       try {
-        rest = writeAll(fd, data);
+        rest = writeAll(this.fd, data);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EPIPE') {
-          throw new RuntimeError(`cannot write to ${label}: ${(error as Error).message}`);
-        }
-        out = gone(context);
+        if ((error as NodeJS.ErrnoException).code !== 'EPIPE') throw new Error(`cannot write to ${this.label}: ${systemReason(error)}`);
+        this.sender = this.gone();
       }
-      if (rest === undefined && !out) return;
+      if (rest === undefined && !this.sender) return;
       // A descriptor someone made non-blocking (a terminal shared with another program): the stream copes.
-      direct = false;
+      this.direct = false;
       if (rest === undefined) return;
       data = rest;
     }
-    return borrowed && typeof data !== 'string' ? viaStream().sendCopy(data) : viaStream().send(data);
-  };
-  return {
-    write: (frames) => send(frames.join('\n') + '\n', false),
-    writeRaw: (bytes) => send(bytes, true),
-    close: () => out?.close() ?? Promise.resolve(),
-  };
+    const sender = (this.sender ??= streamSender(this.stream(), this.label, this.closed));
+    return borrowed && typeof data !== 'string' ? sender.sendCopy(data) : sender.send(data);
+  }
+
+  /** Resolves once everything written has been handed to the OS. */
+  flushed(): void | Promise<void> {
+    return this.sender?.flushed();
+  }
+
+  close(): Promise<void> {
+    return this.sender?.flushed() ?? Promise.resolve();
+  }
+
+  /** Once the destination went away: everything else is dropped quietly. */
+  private gone(): Sender {
+    this.closed();
+    return { send: () => undefined, sendCopy: () => undefined, flushed: () => undefined };
+  }
 }
 
 /** Writes everything synchronously; returns what is left when the descriptor would block (EAGAIN). */
@@ -81,30 +113,25 @@ function isFileOrDevice(fd: number): boolean {
   }
 }
 
-/** Once the destination went away: everything else is dropped quietly. */
-function gone(context: OutputContext): Sender {
-  context.destinationClosed();
-  return { send: () => undefined, sendCopy: () => undefined, close: () => Promise.resolve() };
-}
-
 interface Sender {
   send(data: string | Buffer): void | Promise<void>;
   /** Sends a copy of `bytes`, which the caller reuses once this returns. */
   sendCopy(bytes: Buffer): void | Promise<void>;
-  close(): Promise<void>;
+  /** Resolves once everything sent has been handed to the OS. */
+  flushed(): void | Promise<void>;
 }
 
 /** Writes to a stream, waiting for 'drain' when its buffer is full. */
-function streamSender(stream: Writable, label: string, context: OutputContext): Sender {
+function streamSender(stream: Writable, label: string, onClosed: () => void): Sender {
   let closed = false;
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
   stream.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') {
       closed = true;
-      context.destinationClosed();
+      onClosed();
     } else {
-      failure = new RuntimeError(`cannot write to ${label}: ${error.message}`);
+      failure = new Error(`cannot write to ${label}: ${systemReason(error)}`);
     }
     wake?.();
   });
@@ -135,13 +162,17 @@ function streamSender(stream: Writable, label: string, context: OutputContext): 
       if (failure) throw failure;
     });
   };
-  const close = () =>
-    new Promise<void>((resolve) => {
-      if (closed || failure) return resolve();
+  const flushed = (): void | Promise<void> => {
+    if (closed || failure || stream.writableLength === 0) {
+      if (failure) throw failure;
+      return;
+    }
+    return new Promise<void>((resolve) => {
       // The callback of an empty write runs once everything before it is written.
       stream.write('', () => resolve());
     }).then(() => {
       if (failure) throw failure;
     });
-  return { send: (data) => send(data), sendCopy, close };
+  };
+  return { send: (data) => send(data), sendCopy, flushed };
 }

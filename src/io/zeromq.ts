@@ -1,16 +1,25 @@
 // What the ZeroMQ input and output share: endpoint options, their checks, and
 // turning libzmq's errno codes into errors a person can act on.
-import { RuntimeError, UsageError, describe } from '../core/errors.js';
-import type { OptionSpec } from '../core/options.js';
+import { systemReason } from './system-errors.js';
 
 /** zeromq.js, loaded only when a ZeroMQ plugin is used (it is a native module). */
 export type ZeroMQ = typeof import('zeromq');
 
-export async function loadZeroMQ(label: string): Promise<ZeroMQ> {
+export async function loadZeroMQ(): Promise<ZeroMQ> {
   try {
     return await import('zeromq');
   } catch (error) {
-    throw new RuntimeError(`${label}: cannot load the zeromq module (${describe(error)}); run 'npm install' where message-passing is installed`);
+    throw new SocketError(`cannot load the zeromq module (${systemReason(error)}); run 'npm install' where message-passing is installed`, false);
+  }
+}
+
+/** A socket that cannot be set up; `misuse` when what the user gave is malformed (a usage error). */
+export class SocketError extends Error {
+  constructor(
+    message: string,
+    readonly misuse: boolean,
+  ) {
+    super(message);
   }
 }
 
@@ -35,7 +44,7 @@ export const endpointOptions = {
     default: 10000,
     description: 'High-water mark: how many messages ZeroMQ queues per peer before it pushes back (PUSH, PULL) or drops (PUB); 0 means no limit.',
   },
-} as const satisfies Record<string, OptionSpec>;
+} as const;
 
 /** Transports libzmq knows; whether this build supports one is its own answer (EPROTONOSUPPORT). */
 const TRANSPORTS = ['tcp', 'ipc', 'inproc', 'pgm', 'epgm', 'tipc', 'vmci', 'ws', 'wss'];
@@ -88,27 +97,21 @@ interface ErrnoLike {
   message?: unknown;
 }
 
-/** libzmq's answer to a bind or connect, as a usage error (exit 2) or a runtime error (exit 1). */
-export function endpointError(label: string, verb: 'bind' | 'connect', endpoint: string, error: unknown): Error {
+/** libzmq's answer to a bind or connect, in words. */
+export function endpointError(verb: 'bind' | 'connect', endpoint: string, error: unknown): SocketError {
   const code = typeof (error as ErrnoLike)?.code === 'string' ? ((error as ErrnoLike).code as string) : undefined;
-  const what = `${label}: cannot ${verb} ${endpoint}`;
+  const what = `cannot ${verb} ${endpoint}`;
   switch (code) {
-    case 'EADDRINUSE':
-      return new RuntimeError(`${what}: address already in use (another program is bound to it; stop that program or choose another port)`);
-    case 'EADDRNOTAVAIL':
-      return new RuntimeError(`${what}: no interface of this host has that address (bind to tcp://*:PORT or to one of this host's addresses)`);
-    case 'EACCES':
-      return new RuntimeError(`${what}: permission denied (ports below 1024 need privileges; choose a higher port)`);
-    case 'ENOENT':
-      return new RuntimeError(`${what}: no such file or directory (create the directory that holds the socket first)`);
     case 'EINVAL':
-      return new UsageError(`${what}: malformed endpoint (${ENDPOINT_HINT})`);
+      return new SocketError(`${what}: malformed endpoint (${ENDPOINT_HINT})`, true);
     case 'EPROTONOSUPPORT':
-      return new UsageError(`${what}: transport not supported by this build of libzmq (${ENDPOINT_HINT})`);
+      return new SocketError(`${what}: transport not supported by this build of libzmq (${ENDPOINT_HINT})`, true);
     case 'ENODEV':
-      return new UsageError(`${what}: no such network interface (use an address such as tcp://127.0.0.1:PORT or tcp://*:PORT)`);
+      return new SocketError(`${what}: no such network interface (use an address such as tcp://127.0.0.1:PORT or tcp://*:PORT)`, true);
+    case 'EADDRNOTAVAIL':
+      return new SocketError(`${what}: no interface of this host has that address (bind to tcp://*:PORT or to one of this host's addresses)`, false);
     default:
-      return new RuntimeError(`${what}: ${describe(error)}${code ? ` (${code})` : ''}`);
+      return new SocketError(`${what}: ${systemReason(error, 'address')}`, false);
   }
 }
 
@@ -122,20 +125,19 @@ interface Attachable {
 /** Binds or connects `socket` to every endpoint; on failure closes it and throws an error from endpointError. */
 export async function attach(
   socket: Attachable,
-  label: string,
   options: { connect?: readonly string[] | undefined; socket_bind?: readonly string[] | undefined },
 ): Promise<void> {
   try {
     for (const endpoint of options.socket_bind ?? []) {
       await socket.bind(endpoint).catch((error: unknown) => {
-        throw endpointError(label, 'bind', endpoint, error);
+        throw endpointError('bind', endpoint, error);
       });
     }
     for (const endpoint of options.connect ?? []) {
       try {
         socket.connect(endpoint);
       } catch (error) {
-        throw endpointError(label, 'connect', endpoint, error);
+        throw endpointError('connect', endpoint, error);
       }
     }
   } catch (error) {

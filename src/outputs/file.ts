@@ -1,9 +1,11 @@
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { RuntimeError, describe, frameCopy } from '../core/errors.js';
-import { errorCode } from '../io/follow.js';
-import type { Message, Output, OutputContext } from '../core/plugin.js';
+import type { Frame, Message, Output, OutputContext } from '../core/plugin.js';
 import { defineOutput } from '../core/plugin.js';
+import { errorCode, systemReason } from '../io/system-errors.js';
+import { asLines, DescriptorWriter } from '../io/writer.js';
 
 interface FileOutputOptions {
   filename: string;
@@ -60,13 +62,12 @@ export default defineOutput({
   create: async (o, context): Promise<Output> => {
     const output = new FileOutput(o, context);
     await output.start();
-    // The chain uses writeRaw whenever it exists, so offer it only when every line goes to one file.
-    if (output.template.fields.length > 0) {
-      return { write: (f, m) => output.write(f, m), close: () => output.close() };
-    }
     return {
+      // Lines may pass as bytes only when they all go to one file.
+      passThrough: output.template.fields.length === 0 ? 'lines' : undefined,
       write: (f, m) => output.write(f, m),
-      writeRaw: (bytes) => output.writeRaw(bytes),
+      writeLines: (bytes) => output.writeLines(bytes),
+      settled: () => output.settled(),
       close: () => output.close(),
     };
   },
@@ -115,8 +116,7 @@ function fieldValue(message: Message, field: string): { value: string } | { prob
 
 interface OpenFile {
   handle: FileHandle;
-  /** The write in flight: the next one to this file waits for it (one in flight keeps order and memory bounded). */
-  writing: Promise<void> | undefined;
+  writer: DescriptorWriter;
 }
 
 class FileOutput {
@@ -125,9 +125,9 @@ class FileOutput {
   private readonly files = new Map<string, OpenFile>();
   /** Paths already emptied in this run (append: false empties a file once, not at every reopen). */
   private readonly emptied = new Set<string>();
-  /** Serializes writes, reopening and closing; a write holds it only until its data is handed to the file. */
+  /** Serializes writes, reopening and closing. */
   private lock: Promise<void> = Promise.resolve();
-  /** A failed write: the next call reports it. */
+  /** A failed reopen (SIGHUP): the next call reports it. */
   private failure: unknown;
   private readonly onHangup = () => {
     void this.exclusive(() => this.reopenAll()).catch((error: unknown) => {
@@ -148,37 +148,35 @@ class FileOutput {
     process.on('SIGHUP', this.onHangup);
   }
 
-  write(frames: string[], messages: readonly Message[]): Promise<void> {
+  write(frames: readonly Frame[], messages: readonly Message[]): Promise<void> {
     return this.exclusive(async () => {
       this.throwFailure();
       if (this.template.fields.length === 0) {
-        if (frames.length > 0) await this.send(this.options.filename, frames.join('\n') + '\n');
+        if (frames.length > 0) await this.send(this.options.filename, asLines(frames), false);
         return;
       }
       for (const [path, lines] of this.groupByPath(frames, messages)) {
-        let file: OpenFile;
         try {
-          file = await this.acquire(path);
+          await this.acquire(path);
         } catch (error) {
           for (const frame of lines) {
             this.context.reportError({ error: 'output', reason: describe(error), source: 'output:file', ...frameCopy(frame) });
           }
           continue;
         }
-        await this.startWrite(file, path, Buffer.from(lines.join('\n') + '\n'));
+        await this.send(path, asLines(lines), false);
       }
     });
   }
 
-  writeRaw(bytes: Buffer): Promise<void> {
+  writeLines(bytes: Buffer): Promise<void> {
+    return this.exclusive(() => this.send(this.options.filename, bytes, true));
+  }
+
+  /** Resolves once what was written is in the files (a FIFO's stream flushed). */
+  settled(): Promise<void> {
     return this.exclusive(async () => {
-      this.throwFailure();
-      if (bytes.length === 0) return;
-      // The input reads into `bytes` again once this resolves: wait until they are written.
-      const file = await this.acquire(this.options.filename);
-      await this.startWrite(file, this.options.filename, bytes);
-      await file.writing;
-      this.throwFailure();
+      for (const [path, file] of this.files) await file.writer.flushed()?.catch((error: unknown) => this.writeFailed(path, error));
     });
   }
 
@@ -190,9 +188,9 @@ class FileOutput {
     });
   }
 
-  private groupByPath(frames: string[], messages: readonly Message[]): Map<string, string[]> {
+  private groupByPath(frames: readonly Frame[], messages: readonly Message[]): Map<string, Frame[]> {
     const { texts, fields } = this.template;
-    const groups = new Map<string, string[]>();
+    const groups = new Map<string, Frame[]>();
     for (let i = 0; i < frames.length; i++) {
       let path = texts[0]!;
       let problem: string | undefined;
@@ -215,25 +213,18 @@ class FileOutput {
     return groups;
   }
 
-  private async send(path: string, text: string): Promise<void> {
+  /** `borrowed`: the reader reuses `data` once this resolves (see FrameSink.lines). */
+  private async send(path: string, data: string | Buffer, borrowed: boolean): Promise<void> {
     const file = await this.acquire(path);
-    await this.startWrite(file, path, Buffer.from(text));
+    try {
+      await file.writer.write(data, borrowed);
+    } catch (error) {
+      this.writeFailed(path, error);
+    }
   }
 
-  /**
-   * Waits for the write in flight to this file, then starts this one without
-   * waiting for it (`data` must then stay untouched until `file.writing` settles).
-   */
-  private async startWrite(file: OpenFile, path: string, data: Buffer): Promise<void> {
-    if (file.writing) await file.writing;
-    this.throwFailure();
-    file.writing = writeAll(file.handle, data).then(
-      () => { file.writing = undefined; },
-      (error: unknown) => {
-        file.writing = undefined;
-        this.failure ??= new RuntimeError(`File output: cannot write to ${path}: ${reasonOf(error)}`);
-      },
-    );
+  private writeFailed(path: string, error: unknown): never {
+    throw new RuntimeError(`File output: ${describe(error).startsWith('cannot write') ? describe(error) : `cannot write to ${path}: ${systemReason(error)}`}`);
   }
 
   /** The open file for `path`, opened (and the least recently used one closed) when needed. */
@@ -251,7 +242,11 @@ class FileOutput {
       this.files.delete(oldestPath);
       await closeFile(oldest);
     }
-    const file: OpenFile = { handle: await this.openPath(path), writing: undefined };
+    const handle = await this.openPath(path);
+    const writer = new DescriptorWriter(handle.fd, path, () => createWriteStream('', { fd: handle.fd, autoClose: false }), () => {
+      this.failure ??= new RuntimeError(`File output: ${path} was closed by its reader`);
+    });
+    const file: OpenFile = { handle, writer };
     this.files.set(path, file);
     return file;
   }
@@ -267,7 +262,7 @@ class FileOutput {
       const folderMissing = errorCode(error) === 'ENOENT' && !this.options.mkdir;
       throw new RuntimeError(
         `File output: cannot open ${path} for writing: ` +
-          (folderMissing ? `its folder ${dirname(path)} does not exist (create it, or set mkdir: true)` : reasonOf(error)),
+          (folderMissing ? `its folder ${dirname(path)} does not exist (create it, or set mkdir: true)` : systemReason(error)),
       );
     }
   }
@@ -309,28 +304,6 @@ class FileOutput {
 }
 
 async function closeFile(file: OpenFile): Promise<void> {
-  if (file.writing) await file.writing;
+  await file.writer.close().catch(() => {});
   await file.handle.close().catch(() => {});
-}
-
-/** A regular file may take fewer bytes than asked: write until all are in. */
-async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
-    offset += bytesWritten;
-  }
-}
-
-function reasonOf(error: unknown): string {
-  const reasons: Record<string, string> = {
-    EACCES: 'permission denied (check its permissions and those of its folder)',
-    EPERM: 'permission denied (check its permissions and those of its folder)',
-    EISDIR: 'it is a folder (give a file name)',
-    ENOTDIR: 'a part of the path is not a folder',
-    ENOSPC: 'the disk is full',
-    EROFS: 'the file system is read-only',
-  };
-  const code = errorCode(error);
-  return (code && reasons[code]) ?? describe(error);
 }

@@ -4,5 +4,5 @@ export default defineOutput({
   summary: 'Discard every message (counted by --stats).',
   examples: ['message-passing --input ZeroMQ --input_options \'{socket_bind: "tcp://*:5552"}\' --output Null --stats 5'],
   options: {},
-  create: () => ({ write: () => undefined, writeRaw: () => undefined, close: async () => undefined }),
+  create: () => ({ passThrough: 'lines', write: () => undefined, writeLines: () => undefined, close: async () => undefined }),
 });

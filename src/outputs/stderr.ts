@@ -1,5 +1,5 @@
 import { defineOutput } from '../core/plugin.js';
-import { descriptorOutput } from '../io/writer.js';
+import { descriptorOutput } from './stdout.js';
 
 export default defineOutput({
   summary: 'Write one message per line on standard error (the default error output).',

@@ -1,5 +1,4 @@
-import { isUtf8 } from 'node:buffer';
-import { RuntimeError, describe } from '../core/errors.js';
+import { RuntimeError, describe, fatal } from '../core/errors.js';
 import { defineOutput, type Output, type OutputContext } from '../core/plugin.js';
 import { attach, checkEndpoints, endpointList, endpointOptions, loadZeroMQ, plural, type ZeroMQ } from '../io/zeromq.js';
 
@@ -77,7 +76,9 @@ export default defineOutput({
     return undefined;
   },
   async create(options, context) {
-    const zmq = await loadZeroMQ(LABEL);
+    const zmq = await loadZeroMQ().catch((error: unknown) => {
+      throw fatal(LABEL, error);
+    });
     let socket: PushSocket | PubSocket;
     if (options.socket_type === 'PUSH') {
       // linger is set for real by close(); until then an abrupt exit must not hang on queued messages.
@@ -96,7 +97,9 @@ export default defineOutput({
     const peers = { connected: 0 };
     events.on('handshake', () => peers.connected++);
     events.on('disconnect', () => (peers.connected = Math.max(0, peers.connected - 1)));
-    await attach(socket, LABEL, options);
+    await attach(socket, options).catch((error: unknown) => {
+      throw fatal(LABEL, error);
+    });
     const subscribersWanted = options.connect ? options.connect.length : 1;
     return new ZeroMQOutput(socket, {
       linger: options.linger,
@@ -137,6 +140,8 @@ class ZeroMQOutput implements Output {
   private readonly whenReady: Promise<void>;
   private subscriptions = 0;
   private unwatchStop: (() => void) | undefined;
+  /** settled() calls waiting for the backlog to reach ZeroMQ. */
+  private settledWaiters: Array<() => void> = [];
 
   constructor(
     private readonly socket: PushSocket | PubSocket,
@@ -155,20 +160,16 @@ class ZeroMQOutput implements Output {
     }
   }
 
-  /** Raw pass-through (no decoding): each LF-terminated line is one message. */
-  writeRaw(bytes: Buffer): void | Promise<void> {
-    if (isUtf8(bytes)) return this.write(bytes.toString('utf8', 0, bytes.length - 1).split('\n'));
-    // Bytes that are not text go as they are, each line copied since `bytes` is reused.
-    const frames: Buffer[] = [];
-    for (let start = 0; start < bytes.length; ) {
-      const end = bytes.indexOf(10, start);
-      frames.push(Buffer.from(bytes.subarray(start, end)));
-      start = end + 1;
-    }
-    return this.write(frames);
+  /** Unencoded frames may come straight from the input: each is one ZeroMQ message. */
+  readonly passThrough = 'frames';
+
+  /** Resolves once every message written so far has been handed to ZeroMQ. */
+  settled(): void | Promise<void> {
+    if (this.backlogSize === 0 && this.retry.length === 0 && !this.inFlight) return;
+    return new Promise<void>((resolve) => this.settledWaiters.push(resolve));
   }
 
-  write(frames: Frame[]): void | Promise<void> {
+  write(frames: readonly Frame[]): void | Promise<void> {
     if (this.failure) throw this.failure;
     if (this.closed) throw new RuntimeError(`${LABEL}: write after close`);
     let from = 0;
@@ -176,7 +177,7 @@ class ZeroMQOutput implements Output {
       from = this.sendEagerly(frames, 0);
       if (from === frames.length) return;
     }
-    this.backlog.push(from === 0 ? frames : frames.slice(from));
+    this.backlog.push(from === 0 ? (frames as Frame[]) : frames.slice(from));
     this.backlogSize += frames.length - from;
     this.pumping ??= this.pump();
     if (this.backlogSize <= BACKLOG_LIMIT || this.stopped) return;
@@ -310,6 +311,11 @@ class ZeroMQOutput implements Output {
     const wake = this.roomWaiter;
     this.roomWaiter = undefined;
     wake?.();
+    if (this.settledWaiters.length > 0 && ((this.backlogSize === 0 && this.retry.length === 0 && !this.inFlight) || this.closed || this.failure)) {
+      const waiters = this.settledWaiters;
+      this.settledWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
   }
 
   /**
@@ -338,9 +344,9 @@ class ZeroMQOutput implements Output {
     }
     if (this.subscriptions === 0 && !this.closed) {
       // A PUB drops what nobody subscribed to: say so rather than lose it silently.
-      process.stderr.write(
-        `message-passing: ${LABEL}: no subscriber on ${this.settings.endpoints} within subscribe_delay (${subscribeDelayMs / 1000} s); ` +
-          'a PUB drops messages nobody subscribed to (start the SUB side first, or use socket_type "PUSH" to wait for a peer)\n',
+      this.context.warn(
+        `${LABEL}: no subscriber on ${this.settings.endpoints} within subscribe_delay (${subscribeDelayMs / 1000} s); ` +
+          'a PUB drops messages nobody subscribed to (start the SUB side first, or use socket_type "PUSH" to wait for a peer)',
       );
     }
     this.ready = true;
@@ -360,8 +366,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined>
 /**
  * Calls `onStop` when the program must stop, so that a write waiting for a
  * peer that never comes lets the chain drain and close() report the count.
- * Uses the context's signal when the chain provides one, the process's
- * signals otherwise (the CLI handles those too; a listener here changes nothing).
  */
 function watchStop(context: OutputContext, onStop: () => void): () => void {
   context.stopping.addEventListener('abort', onStop, { once: true });

@@ -18,7 +18,7 @@ export interface Stats {
   errors: number;
 }
 
-const STATS_LINE = /^message-passing: stats in=(\d+) out=(\d+) dropped=(\d+) errors=(\d+) /;
+const STATS_LINE = /^message-passing: stats in=(\d+) created=\d+ out=(\d+) dropped=(\d+) errors=(\d+) /;
 
 /** The figures of the last --stats line in `stderr` (the end figures once the process has ended). */
 export function lastStats(stderr: string): Stats | undefined {

@@ -163,7 +163,7 @@ function expectedWithJson(messages: Buffer[][]) {
     if (frame.length === 0) return;
     nonEmpty++;
     if (!isUtf8(frame)) {
-      errors.push({ error: 'encoding', reason: 'ZeroMQ message is not valid UTF-8', source, frame: cut(frame.toString('base64')), encoding: 'base64' });
+      errors.push({ error: 'encoding', reason: 'frame is not valid UTF-8', source, frame: cut(frame.toString('base64')), encoding: 'base64' });
       return;
     }
     const text = frame.toString('utf8');
@@ -252,7 +252,7 @@ describe.concurrent('frames from a bare zeromq.js peer', () => {
     expect(stderr).toContain('"frame":"not json \\u0001\\t\\"quoted\\""');
     expect(checkStderr(stderr, stats, 'SUB')).toEqual([
       { error: 'decode', reason: expect.any(String), source: 'zeromq:2', frame: 'not json \u0001\t"quoted"' },
-      { error: 'encoding', reason: 'ZeroMQ message is not valid UTF-8', source: 'zeromq:4', frame: Buffer.from([0xc3, 0x28, 0x41]).toString('base64'), encoding: 'base64' },
+      { error: 'encoding', reason: 'frame is not valid UTF-8', source: 'zeromq:4', frame: Buffer.from([0xc3, 0x28, 0x41]).toString('base64'), encoding: 'base64' },
     ]);
   });
 });

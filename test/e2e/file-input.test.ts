@@ -1,7 +1,7 @@
 import { appendFileSync, closeSync, copyFileSync, mkdirSync, openSync, renameSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FilePattern } from '../../src/io/follow.js';
+import { FilePattern } from '../../src/io/files.js';
 import { lines, run, sleep, start, tempDir, type Running } from './helpers.js';
 
 const dir = tempDir();

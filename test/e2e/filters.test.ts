@@ -155,7 +155,7 @@ describe.concurrent('user filter shapes', () => {
     const { code, stdout, stderr } = await runHere(['--filter', './fan.mjs', '--stats'], input);
     expect(code).toBe(0);
     expect(lines(stdout)).toEqual([{ n: 1 }, { n: 3, copy: 0 }, { n: 3, copy: 1 }, { n: 3, copy: 2 }, [1, 2], { n: 7 }]);
-    expect(stderr).toMatch(/in=7 out=6 dropped=3 errors=0/);
+    expect(stderr).toMatch(/in=7 created=2 out=6 dropped=3 errors=0/);
   });
 });
 

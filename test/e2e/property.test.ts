@@ -31,7 +31,7 @@ describe.concurrent('every line is accounted for', () => {
         const out = outputLines(stdout);
         const dropped = goods.filter((g) => g.drop).length;
         expect(out.length + dropped + records.length).toBe(nonEmpty);
-        expect(stats).toContain(`in=${nonEmpty} out=${out.length} dropped=${dropped} errors=${records.length} `);
+        expect(stats).toContain(`in=${nonEmpty} created=0 out=${out.length} dropped=${dropped} errors=${records.length} `);
         const ids = out.map((l) => JSON.parse(l) as unknown).flatMap((m) => (m !== null && typeof m === 'object' && 'id' in m ? [(m as { id: number }).id] : []));
         expect(ids).toEqual(goods.filter((g) => !g.drop).map((g) => g.id));
       }),

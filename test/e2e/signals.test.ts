@@ -112,8 +112,8 @@ describe.concurrent('--stats', () => {
     expect(stdout).toBe(good);
     const stats = stderr.split('\n').filter((l) => l.startsWith('message-passing: stats '));
     expect(stats.length).toBeGreaterThanOrEqual(2);
-    expect(stats[0]).toMatch(/^message-passing: stats in=13 out=10 dropped=2 errors=1 rate=\d+\/s elapsed=1\.\d+s$/);
-    expect(stats.at(-1)).toMatch(/^message-passing: stats in=16 out=10 dropped=3 errors=3 rate=\d+\/s elapsed=\d+\.\d+s$/);
+    expect(stats[0]).toMatch(/^message-passing: stats in=13 created=0 out=10 dropped=2 errors=1 rate=\d+\/s elapsed=1\.\d+s$/);
+    expect(stats.at(-1)).toMatch(/^message-passing: stats in=16 created=0 out=10 dropped=3 errors=3 rate=\d+\/s elapsed=\d+\.\d+s$/);
     const records = stderr.split('\n').filter((l) => l.startsWith('{'));
     expect(records.map((r) => (JSON.parse(r) as { error: string }).error).sort()).toEqual(['decode', 'decode', 'filter']);
   });
@@ -122,13 +122,13 @@ describe.concurrent('--stats', () => {
     const tool = start(['--stats'], { input: '{"a":1}\n{"a":2}\n' });
     const { code, stderr } = await tool.done;
     expect(code).toBe(0);
-    expect(stderr).toMatch(/^message-passing: stats in=2 out=2 dropped=0 errors=0 rate=\d+\/s elapsed=\d+\.\ds\n$/);
+    expect(stderr).toMatch(/^message-passing: stats in=2 created=0 out=2 dropped=0 errors=0 rate=\d+\/s elapsed=\d+\.\ds\n$/);
   });
 
   it('takes fractions of a second (--stats .5)', async () => {
     const tool = start(['--stats', '.5']);
     // Two periodic lines within 3 s: a whole-second interval could not give that.
-    await tool.waitFor('stderr', /(message-passing: stats in=0 out=0 dropped=0 errors=0 rate=0\/s elapsed=\d+\.\ds\n){2}/, 3000);
+    await tool.waitFor('stderr', /(message-passing: stats in=0 created=0 out=0 dropped=0 errors=0 rate=0\/s elapsed=\d+\.\ds\n){2}/, 3000);
     tool.child.stdin!.end();
     expect((await tool.done).code).toBe(0);
   });
@@ -140,6 +140,6 @@ describe.concurrent('--stats', () => {
     tool.child.kill('SIGTERM');
     const { code, stderr } = await tool.done;
     expect(code).toBe(0);
-    expect(stderr).toMatch(/^message-passing: stats in=1 out=1 dropped=0 errors=0 /);
+    expect(stderr).toMatch(/^message-passing: stats in=1 created=0 out=1 dropped=0 errors=0 /);
   });
 });

@@ -218,7 +218,7 @@ describe('ZeroMQ PUSH -> PULL', () => {
     expect(finished.code).toBe(0);
     expect(records(finished.stdout)).toEqual([{ a: 1 }, { b: 2 }]);
     expect(records(finished.stderr)).toEqual([
-      { error: 'encoding', reason: 'ZeroMQ message is not valid UTF-8', source: 'zeromq:2', frame: '//5B', encoding: 'base64' },
+      { error: 'encoding', reason: 'frame is not valid UTF-8', source: 'zeromq:2', frame: '//5B', encoding: 'base64' },
     ]);
   });
   it('with the Null codecs, lines pass as bytes both ways, unchanged, even when they are not UTF-8', async () => {
