@@ -3,6 +3,7 @@ import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { maxLineLengthOption } from '../core/common-options.js';
 import { describe, RuntimeError } from '../core/errors.js';
+import { formatDuration } from '../core/time.js';
 import type { Acknowledge, FrameBatch, Input, InputContext } from '../core/plugin.js';
 import { defineInput } from '../core/plugin.js';
 import { CheckpointFile, fingerprintOf, sameFile, type CheckpointEntry } from '../io/checkpoint.js';
@@ -72,11 +73,10 @@ export function fileInput(followByDefault: boolean) {
           'Where to start in the files that exist when following starts (a checkpoint, when it knows the file, wins); files that appear later are read from their start.',
       },
       poll_interval: {
-        type: 'integer',
-        min: 10,
-        default: 250,
-        description:
-          'With follow, how often (milliseconds) to look at the file when no change notice came (notices can be missed).',
+        type: 'duration',
+        min: '10ms',
+        default: '250ms',
+        description: 'With follow, how often to look at the file when no change notice came (notices can be missed).',
       },
       max_line_length: maxLineLengthOption,
       origin: {
@@ -91,10 +91,10 @@ export function fileInput(followByDefault: boolean) {
         example: '/var/lib/message-passing/app.pos',
       },
       checkpoint_interval: {
-        type: 'integer',
-        min: 1,
-        default: 1000,
-        description: 'With checkpoint, the longest time (milliseconds) between two saves; it is also saved at exit.',
+        type: 'duration',
+        min: '1ms',
+        default: '1s',
+        description: 'With checkpoint, the longest time between two saves; it is also saved at exit.',
       },
     },
     check: (o) => {
@@ -149,7 +149,7 @@ class FileInput implements Input {
         report: (path, error) =>
           this.context.reportError({
             error: 'input',
-            reason: `File input: ${error.message}; trying again every ${this.options.poll_interval} ms`,
+            reason: `File input: ${error.message}; trying again every ${formatDuration(this.options.poll_interval)}`,
             source: `file:${path}`,
           }),
         // With a checkpoint, a line still being written is left for the next run, which reads it whole.

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const BENCHMARKS = [
+  ['compare.mjs', 'before/after: the main cases with an older build (BENCH_BEFORE), interleaved'],
   ['core.mjs', 'STDIN/STDOUT, JSON and raw, beside cat, jq, Perl and plain Node; start-up; memory'],
   ['zeromq.mjs', 'ZeroMQ inputs and outputs'],
   ['file.mjs', 'File input and output, follow mode'],
