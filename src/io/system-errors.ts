@@ -16,7 +16,7 @@ const SENTENCES: Record<string, Partial<Record<Subject, string>> & { any?: strin
   EROFS: { any: 'the file system is read-only' },
   EMFILE: { any: 'too many open files (raise the limit with ulimit -n)' },
   EADDRINUSE: { any: 'address already in use (another program is bound to it; stop that program or choose another port)' },
-  EADDRNOTAVAIL: { any: "no interface of this host has that address (bind to one of this host's addresses, or 0.0.0.0 / *)" },
+  EADDRNOTAVAIL: { any: "no interface of this host has that address (bind to one of this host's addresses, or to all of them: * or 0.0.0.0)" },
   ECONNREFUSED: { any: 'connection refused (is the server running, on that port?)' },
   ECONNRESET: { any: 'connection reset by the peer' },
   ETIMEDOUT: { any: 'timed out' },

@@ -108,8 +108,6 @@ export function endpointError(verb: 'bind' | 'connect', endpoint: string, error:
       return new SocketError(`${what}: transport not supported by this build of libzmq (${ENDPOINT_HINT})`, true);
     case 'ENODEV':
       return new SocketError(`${what}: no such network interface (use an address such as tcp://127.0.0.1:PORT or tcp://*:PORT)`, true);
-    case 'EADDRNOTAVAIL':
-      return new SocketError(`${what}: no interface of this host has that address (bind to tcp://*:PORT or to one of this host's addresses)`, false);
     default:
       return new SocketError(`${what}: ${systemReason(error, 'address')}`, false);
   }
