@@ -41,6 +41,8 @@ export class LineFramer implements Framer {
 
   /** Frames every complete line in `chunk`; resolves when the chain can take more. */
   push(chunk: Buffer): void | Promise<void> {
+    // Held as it is, an empty chunk would make end() frame an empty line that is not in the stream.
+    if (chunk.length === 0) return;
     const data = this.pending ? join(this.pending, chunk) : chunk;
     const base = this.total - (this.pending?.length ?? 0);
     this.total += chunk.length;
@@ -58,10 +60,13 @@ export class LineFramer implements Framer {
       this.line++;
     }
     const wait = start <= lastLF ? this.frame(data.subarray(start, lastLF + 1), base + start) : undefined;
+    if (lastLF + 1 === data.length) return wait;
     // Held only after framing: an over-long rest must not be taken for the tail of an
-    // earlier long line, and its line number comes after the lines framed here.
-    if (lastLF + 1 < data.length) this.hold(data.subarray(lastLF + 1));
-    return wait;
+    // earlier long line, and its line number comes after the lines framed here, some
+    // of which may be framed only once the sink's promise resolves.
+    const rest = data.subarray(lastLF + 1);
+    if (wait) return wait.then(() => this.hold(rest));
+    this.hold(rest);
   }
 
   /** How much a reader should read at a time: large for raw bytes, small when lines become strings. */
@@ -105,7 +110,8 @@ export class LineFramer implements Framer {
       this.pending = undefined;
       return;
     }
-    if (bytes.length > this.maxLineLength) {
+    // A CR at the end may be the one before the LF still to come, which is not part of the line.
+    if (bytes.length > this.maxLineLength + (bytes[bytes.length - 1] === CR ? 1 : 0)) {
       this.overLong(bytes, this.line);
       this.pending = undefined;
       this.skipping = true;
