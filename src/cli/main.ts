@@ -1,6 +1,6 @@
 import { parseArgs } from './args.js';
 import { build } from './build.js';
-import type { Counters } from '../core/chain.js';
+import { filterScope, type Chain, type Counters } from '../core/chain.js';
 import { describe, PROGRAM, RuntimeError, UsageError } from '../core/errors.js';
 
 function statsLine(counters: Counters, seconds: number, rate: number): string {
@@ -16,6 +16,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const { chain, run } = await build(settings);
+  running = chain;
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -73,7 +74,15 @@ process.on('beforeExit', () => {
   process.stderr.write(`${PROGRAM}: stopped with messages still in the chain: a filter or output returned a promise that never settles\n`);
   process.exit(1);
 });
-process.on('unhandledRejection', (error) => process.exit(report(error)));
+/** The chain once built: an exception from a filter's own timer or callback becomes its error record. */
+let running: Chain | undefined;
+const uncaught = (error: unknown) => {
+  const filter = filterScope.getStore();
+  if (running && filter !== undefined) running.filterThrew(filter, error);
+  else process.exit(report(error));
+};
+process.on('uncaughtException', uncaught);
+process.on('unhandledRejection', uncaught);
 main(process.argv.slice(2)).then(
   (code) => {
     finished = true;

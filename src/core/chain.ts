@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { isUtf8 } from 'node:buffer';
 import { inspect } from 'node:util';
 import type { FrameProblem, FrameSink } from '../io/framer.js';
@@ -59,6 +60,13 @@ class Receipt implements Hold {
 
 const FAILED = Symbol('failed');
 
+/**
+ * The filter whose code runs now, carried into the timers and callbacks it
+ * starts: an exception thrown there (uncaught) is reported as that filter's
+ * error record instead of ending the program (see cli/main.ts).
+ */
+export const filterScope = new AsyncLocalStorage<string | undefined>();
+
 /** Where messages go through: decode, filters in order, encode, output. */
 export class Chain implements HoldKeeper {
   readonly counters: Counters = { in: 0, created: 0, out: 0, dropped: 0, errors: 0 };
@@ -93,6 +101,7 @@ export class Chain implements HoldKeeper {
     for (const [index, { name, create }] of parts.filters.entries()) {
       let filter: Filter;
       try {
+        filterScope.enterWith(name);
         filter = await create(chain.filterContext(index, name));
       } catch (error) {
         if (error instanceof UsageError || error instanceof RuntimeError) throw error;
@@ -100,6 +109,7 @@ export class Chain implements HoldKeeper {
       }
       chain.filters.push({ name, filter });
     }
+    filterScope.enterWith(undefined);
     chain.plan = planPassThrough(parts.decoder, parts.encoder, chain.filters.length, chain.output);
     return chain;
   }
@@ -392,9 +402,10 @@ export class Chain implements HoldKeeper {
   }
 
   private applyFilter(index: number, messages: Message[]): Message[] | Promise<Message[]> {
-    const { filter } = this.filters[index]!;
+    const { name, filter } = this.filters[index]!;
     const results: Array<FilterResult | Promise<FilterResult> | typeof FAILED> = new Array(messages.length);
     let waiting = false;
+    filterScope.enterWith(name);
     for (let i = 0; i < messages.length; i++) {
       try {
         const result = filter.filter(messages[i]);
@@ -408,6 +419,7 @@ export class Chain implements HoldKeeper {
         results[i] = this.filterFailed(index, messages[i], error);
       }
     }
+    filterScope.enterWith(undefined);
     // Awaiting the batch as a whole keeps order while async filters run concurrently.
     if (waiting) return Promise.all(results).then((settled) => this.collect(settled));
     return this.collect(results as Array<FilterResult | typeof FAILED>);
@@ -444,12 +456,22 @@ export class Chain implements HoldKeeper {
   private fired(index: number, name: string, fire: () => FilterResult): void | Promise<void> {
     let result: FilterResult;
     try {
+      filterScope.enterWith(name);
       result = fire();
     } catch (error) {
-      this.reportError({ error: 'filter', reason: describe(error), source: `filter:${name}` });
+      this.filterThrew(name, error);
       return;
+    } finally {
+      filterScope.enterWith(undefined);
     }
     return this.forward(this.created(result), index + 1);
+  }
+
+  /** An exception from a filter's own timer or callback: a record naming the filter; the chain goes on. */
+  filterThrew(name: string, error: unknown): void {
+    // Not a message: it goes to the error output without counting as one.
+    this.counters.errors--;
+    this.reportError({ error: 'filter', reason: `in a timer or callback: ${describe(error)}`, source: `filter:${name}` });
   }
 
   private deliver(messages: Message[]): void | Promise<void> {
@@ -499,9 +521,12 @@ export class Chain implements HoldKeeper {
           this.within(undefined, () => {
             let flushed: FilterResult | Promise<FilterResult>;
             try {
+              filterScope.enterWith(name);
               flushed = filter.flush!();
             } catch (error) {
               throw new RuntimeError(`filter ${name}: flush failed: ${describe(error)}`);
+            } finally {
+              filterScope.enterWith(undefined);
             }
             if (flushed instanceof Promise) {
               return flushed.then(

@@ -212,3 +212,48 @@ describe.concurrent('user filters from npm packages', () => {
     expect(lines(stdout)).toEqual([{ n: 1, by }]);
   });
 });
+
+describe.concurrent('a filter context used from timers and callbacks', () => {
+  it('push takes one message, a list or a string (one message); a throw in a timer is a record naming the filter, and the run goes on', async () => {
+    writeFileSync(
+      join(dir, 'timers.mjs'),
+      [
+        'export default class Timers {',
+        '  constructor(options, context) { this.context = context; }',
+        '  filter(message) {',
+        '    if (message.n === 1) setTimeout(() => { this.context.push({ hi: 1 }); this.context.push([{ a: 1 }, { b: 2 }]); this.context.push("hello"); }, 5);',
+        "    if (message.n === 2) setTimeout(() => { throw new Error('late boom'); }, 5);",
+        '    return message;',
+        '  }',
+        '}',
+      ].join('\n') + '\n',
+    );
+    const tool = start(['--filter', './timers.mjs', '--stats'], { cwd: dir });
+    tool.child.stdin!.write('{"n":1}\n');
+    await tool.waitFor('stdout', '"hello"');
+    tool.child.stdin!.write('{"n":2}\n');
+    await tool.waitFor('stderr', 'late boom');
+    tool.child.stdin!.end('{"n":3}\n');
+    const { code, stdout, stderr } = await tool.done;
+    expect(code).toBe(0);
+    expect(lines(stdout)).toEqual([{ n: 1 }, { hi: 1 }, { a: 1 }, { b: 2 }, 'hello', { n: 2 }, { n: 3 }]);
+    const [record, stats] = stderr.trim().split('\n');
+    expect(JSON.parse(record!)).toEqual({ error: 'filter', reason: 'in a timer or callback: late boom', source: 'filter:./timers.mjs' });
+    // The record of a throw outside filter() is not a message: the counts still add up.
+    expect(stats).toMatch(/in=3 created=4 out=7 dropped=0 errors=0 /);
+  });
+
+  it('a module may declare its options schema: they are validated like a built-in\'s, defaults applied', async () => {
+    writeFileSync(
+      join(dir, 'with-schema.mjs'),
+      "export const options = { host: { type: 'string', required: true, description: 'Host name to add.' }, level: { type: 'string', default: 'info', description: 'Level.' } };\n" +
+        'export default (message, options) => ({ ...message, host: options.host, level: options.level });\n',
+    );
+    const good = await run(['--filter', './with-schema.mjs', '--filter_options', '{host: "web-1"}'], { cwd: dir, input: '{"n":1}\n' });
+    expect(good.code).toBe(0);
+    expect(lines(good.stdout)).toEqual([{ n: 1, host: 'web-1', level: 'info' }]);
+    const bad = await run(['--filter', './with-schema.mjs', '--filter_options', '{hots: "web-1"}'], { cwd: dir, input: '{"n":1}\n' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("message-passing: --filter ./with-schema.mjs: unknown option 'hots' (did you mean 'host'?)\n");
+  });
+});
