@@ -89,6 +89,8 @@ export class Chain implements HoldKeeper {
   /** True while a step runs synchronously: releases then wait for that step's delivery. */
   private inStep = false;
   private releases: Receipt[] = [];
+  /** Steps started while a step ran synchronously: they run after it. */
+  private deferred: Array<() => void | Promise<void>> = [];
 
   private constructor(private readonly parts: ChainParts) {
     this.clock = parts.clock ?? systemClock;
@@ -141,6 +143,15 @@ export class Chain implements HoldKeeper {
       }
     } catch {
       // The error output itself failing must not stop the main chain.
+    }
+  };
+
+  /** The error output's writes have left its buffers too (a pipe on stderr): records count as out only then. */
+  private readonly errorsSettled = (): void | Promise<void> => {
+    try {
+      return this.parts.errorOutput.settled?.()?.catch(() => undefined);
+    } catch {
+      // The error output failing must not hold the main chain back.
     }
   };
 
@@ -229,6 +240,12 @@ export class Chain implements HoldKeeper {
 
   /** Runs steps one after another, synchronously while nothing waits. */
   private serial(step: () => void | Promise<void>): void | Promise<void> {
+    if (this.inStep) {
+      // Started from inside a step (a filter pushing as it filters, a clock moved by hand):
+      // run at once, it would cut into that step's batch and take its receipt away.
+      this.deferred.push(step);
+      return;
+    }
     if (this.busy) return this.track(this.busy.then(step));
     const result = step();
     return result ? this.track(result) : undefined;
@@ -251,25 +268,47 @@ export class Chain implements HoldKeeper {
   private within(receipt: Receipt | undefined, run: () => void | Promise<void>): void | Promise<void> {
     this.receipt = receipt;
     this.inStep = true;
-    let result: void | Promise<void>;
+    let result: void | Promise<void> = undefined;
     try {
       result = run();
     } finally {
-      this.receipt = undefined;
       this.inStep = false;
+      if (!result) this.receipt = undefined;
     }
+    // While the step waits (a filter's promise), its batch stays the one being filtered:
+    // steps run one at a time, and what later filters store must hold it.
+    if (result) result = result.finally(() => (this.receipt = undefined));
     if (receipt) this.releases.push(receipt);
-    if (this.releases.length === 0) return result;
-    const releases = this.releases;
-    this.releases = [];
-    return result ? result.then(() => this.settle(releases)) : this.settle(releases);
+    if (this.releases.length > 0) {
+      const releases = this.releases;
+      this.releases = [];
+      result = result ? result.then(() => this.settle(releases)) : this.settle(releases);
+    }
+    return this.deferred.length > 0 ? this.runDeferred(result) : result;
+  }
+
+  /** The steps started from inside the one that gave `result`, one after another after it. */
+  private runDeferred(result: void | Promise<void>): void | Promise<void> {
+    const steps = this.deferred;
+    this.deferred = [];
+    for (const step of steps) {
+      const run = (): void | Promise<void> => {
+        try {
+          return step()?.catch(this.fail);
+        } catch (error) {
+          this.fail(error);
+        }
+      };
+      result = result ? result.then(run) : run();
+    }
+    return result;
   }
 
   /** Releases `receipts` once the output and the error output have let go of what was written. */
   private settle(receipts: readonly Receipt[]): void | Promise<void> {
     const written = this.output.settled?.();
     this.flushErrors();
-    const errors = this.errorWrite;
+    const errors = this.errorWrite ? this.errorWrite.then(this.errorsSettled) : this.errorsSettled();
     if (!written && !errors) {
       for (const receipt of receipts) receipt.release();
       return;
