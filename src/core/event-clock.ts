@@ -1,0 +1,191 @@
+// Time for window filters (Dedupe, Threshold, Inhibit): when each message
+// happened, how far the stream has got (the watermark), and a queue of things
+// due once the watermark passes them.
+//
+// With a time field, time is the stream's own: the watermark is the latest event
+// time seen minus `lateness`, so windows close as later events arrive, in the
+// same way on a loaded machine as on an idle one. A live stream that goes quiet
+// must still close its windows, so while no message arrives the watermark also
+// moves on with the clock, from the last arrival: a window due one second of
+// event time ahead closes after one quiet second. Without a time field, time is
+// arrival time and the watermark is the clock less `lateness`.
+import type { FilterContext, Message } from './plugin.js';
+import { eventTime, fieldValue } from './time.js';
+
+/** Entries in order of `at`, then of insertion: a binary heap. */
+export class DueQueue<T extends { at: number }> {
+  private heap: Array<{ item: T; seq: number }> = [];
+  private seq = 0;
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  push(item: T): void {
+    this.heap.push({ item, seq: this.seq++ });
+    this.up(this.heap.length - 1);
+  }
+
+  /** The earliest `at`, or Infinity when empty. */
+  nextAt(): number {
+    return this.heap.length ? this.heap[0]!.item.at : Infinity;
+  }
+
+  pop(): T | undefined {
+    const heap = this.heap;
+    if (heap.length === 0) return undefined;
+    const top = heap[0]!;
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      heap[0] = last;
+      this.down(0);
+    }
+    return top.item;
+  }
+
+  /** Keeps only the items `keep` accepts (entries that left otherwise, by eviction, would pile up). */
+  retain(keep: (item: T) => boolean): void {
+    this.heap = this.heap.filter((node) => keep(node.item));
+    for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.down(i);
+  }
+
+  private before(a: { item: T; seq: number }, b: { item: T; seq: number }): boolean {
+    return a.item.at < b.item.at || (a.item.at === b.item.at && a.seq < b.seq);
+  }
+
+  private up(i: number): void {
+    const heap = this.heap;
+    const node = heap[i]!;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(node, heap[parent]!)) break;
+      heap[i] = heap[parent]!;
+      i = parent;
+    }
+    heap[i] = node;
+  }
+
+  private down(i: number): void {
+    const heap = this.heap;
+    const node = heap[i]!;
+    const n = heap.length;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && this.before(heap[child + 1]!, heap[child]!)) child++;
+      if (!this.before(heap[child]!, node)) break;
+      heap[i] = heap[child]!;
+      i = child;
+    }
+    heap[i] = node;
+  }
+}
+
+/**
+ * A message's fields as window filters read them: an object as it is, and a
+ * line read with the Null decoder (a string) as `{message: line}`.
+ */
+export function fieldsOf(message: Message): object | undefined {
+  if (typeof message === 'string') return { message };
+  return typeof message === 'object' && message !== null ? message : undefined;
+}
+
+/** How late a timer may fire before it is set again (at least; or an eighth of the time it had left). */
+const TIMER_SLACK_MS = 100;
+
+export interface EventClockOptions {
+  /** Field holding the event time (ISO 8601, epoch seconds or ms); arrival time without it. */
+  timeField: string | undefined;
+  /** How far behind the latest event time an event may arrive and still count in its window, in ms. */
+  lateness: number;
+  /** Called from a timer once the watermark may have passed what was due: what it returns goes on. */
+  onTimer(): Message[] | undefined;
+}
+
+/** Where a filter's windows stand in time; see the top of this file. */
+export class EventClock {
+  private latest = -Infinity;
+  private lastArrival = -Infinity;
+  private mark = -Infinity;
+  private timerAt = Infinity;
+  /** When the pending timer fires, on the filter's clock. */
+  private timerWall = Infinity;
+  private cancelTimer: (() => void) | undefined;
+
+  constructor(
+    private readonly context: FilterContext,
+    private readonly options: EventClockOptions,
+  ) {}
+
+  /**
+   * When `message` happened, in epoch ms; it moves the watermark on. A message
+   * whose time field is missing or not a time counts as happening at the
+   * latest event time seen (or on arrival, before any): arrival time mixed into
+   * an old log would close every window at once.
+   */
+  observe(message: Message): number {
+    const arrival = this.context.clock.now();
+    this.lastArrival = arrival;
+    let time = arrival;
+    const { timeField } = this.options;
+    if (timeField !== undefined) {
+      const fields = fieldsOf(message);
+      const read = fields === undefined ? undefined : eventTime(fieldValue(fields, timeField));
+      time = read ?? (this.latest > -Infinity ? this.latest : arrival);
+    }
+    if (time > this.latest) {
+      this.latest = time;
+      const mark = time - this.options.lateness;
+      if (mark > this.mark) this.mark = mark;
+    }
+    return time;
+  }
+
+  /** Everything at or before this time is complete: later arrivals before it are late. */
+  get watermark(): number {
+    return this.mark;
+  }
+
+  /** The watermark with the quiet time since the last arrival added (what a timer moves it to). */
+  private quietWatermark(): number {
+    const now = this.context.clock.now();
+    const quiet = this.lastArrival > -Infinity ? Math.max(0, now - this.lastArrival) : 0;
+    const base = this.latest > -Infinity ? this.latest : now;
+    return Math.max(this.mark, base - this.options.lateness + quiet);
+  }
+
+  /** Makes sure a timer fires by the time a quiet stream's watermark reaches `at`. */
+  wake(at: number): void {
+    if (at === Infinity) return;
+    if (at >= this.timerAt) {
+      // Events that moved the watermark since the timer was set make it late; set it
+      // again only when it is late by much (replayed logs move it with every event).
+      const now = this.context.clock.now();
+      const remaining = Math.max(0, this.timerAt - this.quietWatermark());
+      if (this.timerWall - now - remaining <= Math.max(TIMER_SLACK_MS, remaining / 8)) return;
+      at = this.timerAt;
+    }
+    this.cancelTimer?.();
+    this.timerAt = at;
+    const delay = Math.max(0, Math.ceil(at - this.quietWatermark()));
+    this.timerWall = this.context.clock.now() + delay;
+    this.cancelTimer = this.context.schedule(delay, () => {
+      this.timerAt = Infinity;
+      this.cancelTimer = undefined;
+      this.mark = this.quietWatermark();
+      return this.options.onTimer();
+    });
+  }
+
+  /** Stops the pending timer (at the end: flush emits everything). */
+  stop(): void {
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    this.timerAt = Infinity;
+  }
+}
+
+/** An event time as the records of window filters write it. */
+export function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
+}
