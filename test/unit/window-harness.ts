@@ -30,9 +30,10 @@ export interface Harness {
   take(): Message[];
 }
 
-/** Validates options as the command line does: a UsageError for a bad one. */
-export function prepared(plugin: AnyPlugin<'filter'>, name: string, raw: unknown): Record<string, unknown> {
-  const options = validateOptions(`--filter ${name}`, plugin.options, raw);
+/** Validates options as the command line does: a UsageError for a bad one. A key given as undefined is left out. */
+export function prepared(plugin: AnyPlugin<'filter'>, name: string, raw: Record<string, unknown>): Record<string, unknown> {
+  const given = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== undefined));
+  const options = validateOptions(`--filter ${name}`, plugin.options, given);
   const problem = plugin.check?.(options);
   if (problem) throw new UsageError(`--filter ${name}: ${problem}`);
   return options;

@@ -1,0 +1,180 @@
+import { DueQueue, EventClock, fieldsOf, isoTime } from '../core/event-clock.js';
+import { compileMatch, MatchSpecError } from '../core/match.js';
+import { defineFilter, type Message } from '../core/plugin.js';
+import type { KeyedState } from '../core/state.js';
+import { fieldValue, formatDuration } from '../core/time.js';
+
+/** The recent matching messages of one key, oldest first (a queue kept in two arrays with a moving head). */
+interface Counter {
+  key: string;
+  /** When to look again whether this counter can go: a quiet key's state is let go. */
+  at: number;
+  fields: Record<string, unknown>;
+  times: number[];
+  messages: Message[];
+  head: number;
+  /** Time of the last alert, -Infinity before any. */
+  alerted: number;
+}
+
+export default defineFilter({
+  summary: 'Emit an alert when count matching messages of one key arrive within a time window.',
+  description:
+    'Messages that match when (all of its fields) are counted per key; when count of them fall within the window within (a sliding window, in event time with time_field), an alert goes into the stream right after the message that reached the count: ' +
+    '{alert, key: {FIELD: value}, count, first_time, last_time, within, samples: [the first messages of those counted]}. ' +
+    'The count then starts again from zero; the same key alerts again only once realert has passed since its last alert. The messages go on as well unless pass is false (then the matching ones are absorbed and count as dropped in --stats). ' +
+    'Memory: per key, the times (and, for samples, the messages) of up to count recent matching messages; at most max_keys keys (past it the oldest key\'s count starts again, and a warning says so once). ' +
+    'A key\'s count holds back the acknowledgement (File checkpoints) of the batches it counted until it starts again or the key goes quiet (within, or realert after an alert).',
+  examples: [
+    `message-passing --filter Threshold --filter_options '{when: {level: "error"}, key: ["host"], count: 5, within: "1m", alert: "error_burst"}'`,
+    `message-passing --filter Threshold --filter_options '{when: {status: "/^5/"}, count: 100, within: "10s", time_field: "@timestamp", pass: false}'`,
+  ],
+  options: {
+    when: {
+      type: 'any',
+      description: 'Which messages count: an object of field (dotted path) → value, "/regex/" or a list of those, all fields matching; values compare as text. By default every message.',
+      example: '{level: "error", service: "/^api-/"}',
+    },
+    key: { type: 'strings', description: 'Fields the count is kept per (one count per distinct value); by default one count for all.', example: '["host"]' },
+    count: { type: 'integer', min: 1, required: true, description: 'How many matching messages within the window make an alert.' },
+    within: { type: 'duration', min: 1, required: true, description: 'The window: count messages whose times lie within this span alert.' },
+    alert: { type: 'string', default: 'threshold', description: 'Name of the alert, in its alert field.' },
+    pass: { type: 'boolean', default: true, description: 'Whether the matching messages go on as well (false: only alerts and messages that do not match go on).' },
+    realert: { type: 'duration', default: '5m', description: 'After an alert, the same key alerts again only once this has passed.' },
+    samples: { type: 'integer', min: 0, default: 3, description: 'How many of the first messages counted the alert carries in samples.' },
+    time_field: { type: 'string', description: 'Field holding the event time (ISO 8601, epoch seconds or milliseconds); arrival time without it.', example: '"@timestamp"' },
+    lateness: { type: 'duration', default: '0s', description: 'How far behind the latest event time a message may arrive and still be counted before its key\'s state is let go.' },
+    max_keys: { type: 'integer', min: 1, default: 100_000, description: 'Most keys counted at once; past it the oldest key\'s count starts again.' },
+  },
+  check(options) {
+    try {
+      compileMatch(options.when, 'when');
+    } catch (error) {
+      if (error instanceof MatchSpecError) return error.message;
+      throw error;
+    }
+    return undefined;
+  },
+  create(options, context) {
+    const { count, within, realert, samples, max_keys: maxKeys } = options;
+    const matches = compileMatch(options.when, 'when');
+    const keyFields = options.key ?? [];
+    const withinText = formatDuration(within);
+    let warned = false;
+
+    const state: KeyedState<Counter> = context.keyed<Counter>({
+      maxKeys,
+      evict: () => {
+        if (!warned) {
+          warned = true;
+          context.warn(`Threshold ${options.alert}: more than max_keys (${maxKeys}) keys counted at once: the oldest key's count starts again; raise max_keys to keep more`);
+        }
+        return undefined;
+      },
+    });
+    const queue = new DueQueue<Counter>();
+
+    /** When a counter may go: once its newest time has left the window and no realert is pending. */
+    const releaseAt = (counter: Counter): number => {
+      const newest = counter.times.length > counter.head ? counter.times[counter.times.length - 1]! : -Infinity;
+      return Math.max(newest + within, counter.alerted + realert);
+    };
+
+    const expire = (limit: number): void => {
+      while (queue.size > 0 && queue.nextAt() <= limit) {
+        const counter = queue.pop()!;
+        if (state.get(counter.key) !== counter) continue;
+        const at = releaseAt(counter);
+        if (at <= limit) state.take(counter.key);
+        else {
+          counter.at = at;
+          queue.push(counter);
+        }
+      }
+      if (queue.size > 2 * state.size + 1024) queue.retain((counter) => state.get(counter.key) === counter);
+      clock.wake(queue.nextAt());
+    };
+
+    const clock = new EventClock(context, {
+      timeField: options.time_field,
+      lateness: options.lateness,
+      onTimer: () => {
+        expire(clock.watermark);
+        return undefined;
+      },
+    });
+
+    const alertFor = (counter: Counter): Message => {
+      const { times, messages, head } = counter;
+      let first = Infinity;
+      let last = -Infinity;
+      for (let i = head; i < times.length; i++) {
+        if (times[i]! < first) first = times[i]!;
+        if (times[i]! > last) last = times[i]!;
+      }
+      return {
+        alert: options.alert,
+        key: counter.fields,
+        count: times.length - head,
+        first_time: isoTime(first),
+        last_time: isoTime(last),
+        within: withinText,
+        samples: messages.slice(head, head + samples),
+      };
+    };
+
+    return {
+      filter(message) {
+        const time = clock.observe(message);
+        expire(clock.watermark);
+        const fields = fieldsOf(message);
+        if (!matches(fields)) return message;
+        let key = '';
+        for (const field of keyFields) key += `${JSON.stringify(fieldValue(fields, field))}\u0001`;
+        let counter = state.get(key);
+        if (counter === undefined) {
+          const keyValues: Record<string, unknown> = {};
+          for (const field of keyFields) keyValues[field] = fieldValue(fields, field) ?? null;
+          counter = { key, at: 0, fields: keyValues, times: [], messages: [], head: 0, alerted: -Infinity };
+        }
+        const { times, messages } = counter;
+        // Times that have left the window behind the newest one (events out of order stay until they reach the head).
+        const newest = Math.max(time, times.length > counter.head ? times[times.length - 1]! : -Infinity);
+        while (counter.head < times.length && times[counter.head]! <= newest - within) counter.head++;
+        if (time > newest - within) {
+          times.push(time);
+          if (samples > 0) messages.push(message);
+        }
+        let alert: Message | undefined;
+        if (times.length - counter.head >= count) {
+          if (time - counter.alerted >= realert) {
+            alert = alertFor(counter);
+            counter.alerted = time;
+          }
+          // Counting starts again (an alert or not): the batches counted so far are let go.
+          state.take(key);
+          counter = { ...counter, times: [], messages: [], head: 0 };
+        } else if (counter.head > 64 && counter.head * 2 > times.length) {
+          counter.times = times.slice(counter.head);
+          counter.messages = messages.slice(counter.head);
+          counter.head = 0;
+        }
+        const isNew = state.get(key) !== counter;
+        state.set(key, counter);
+        if (isNew) {
+          counter.at = releaseAt(counter);
+          queue.push(counter);
+          clock.wake(counter.at);
+        }
+        if (alert === undefined) return options.pass ? message : undefined;
+        return options.pass ? [message, alert] : alert;
+      },
+      flush() {
+        clock.stop();
+        // Counts below the threshold make no alert: letting them go releases their acknowledgements.
+        state.takeAll();
+        return undefined;
+      },
+    };
+  },
+});
