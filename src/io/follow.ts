@@ -165,7 +165,7 @@ export class Follower {
         info = await stat(path);
       } catch (error) {
         if (isMissing(error)) {
-          if (current) changed = this.retire(current) || changed;
+          if (current) changed = this.retire(current, path) || changed;
           continue;
         }
         if (starting && !pattern.isPattern) throw new FileError(path, error);
@@ -186,7 +186,16 @@ export class Follower {
         }
         continue;
       }
-      if (current) this.retire(current);
+      if (current) this.retire(current, path);
+      const known = this.files.find((f) => f.dev === info.dev && f.ino === info.ino);
+      if (known) {
+        // A file already open, under another name the pattern matches (rotated to it, a
+        // hard link): read on where it is, not a second time from its start.
+        this.byName.set(path, known);
+        known.retired = false;
+        changed = true;
+        continue;
+      }
       try {
         await this.openFile(path, fromEnd ? 'end' : 'start');
         this.failing.delete(path);
@@ -242,12 +251,13 @@ export class Follower {
     }
   }
 
-  /** The name no longer points to `file`; it is still read until quiet. */
-  private retire(file: TailedFile): boolean {
+  /** `path` no longer points to `file`; with no name left, it is still read until quiet. */
+  private retire(file: TailedFile, path = file.path): boolean {
+    if (this.byName.get(path) === file) this.byName.delete(path);
     if (file.retired) return false;
+    for (const named of this.byName.values()) if (named === file) return false;
     file.retired = true;
     file.lastDataAt = Date.now();
-    if (this.byName.get(file.path) === file) this.byName.delete(file.path);
     return true;
   }
 
