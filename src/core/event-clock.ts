@@ -119,9 +119,10 @@ export class EventClock {
 
   /**
    * When `message` happened, in epoch ms; it moves the watermark on. A message
-   * whose time field is missing or not a time counts as happening at the
-   * latest event time seen (or on arrival, before any): arrival time mixed into
-   * an old log would close every window at once.
+   * whose time field is missing or not a time (an alert made upstream, say)
+   * counts as happening at the latest event time seen, or on arrival before
+   * any, and does not move the watermark: arrival time mixed into an old log
+   * would close every window at once.
    */
   observe(message: Message): number {
     const arrival = this.context.clock.now();
@@ -131,7 +132,8 @@ export class EventClock {
     if (timeField !== undefined) {
       const fields = fieldsOf(message);
       const read = fields === undefined ? undefined : eventTime(fieldValue(fields, timeField));
-      time = read ?? (this.latest > -Infinity ? this.latest : arrival);
+      if (read === undefined) return this.latest > -Infinity ? this.latest : arrival;
+      time = read;
     }
     if (time > this.latest) {
       this.latest = time;

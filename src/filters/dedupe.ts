@@ -1,7 +1,7 @@
 import { DueQueue, EventClock, fieldsOf, isoTime } from '../core/event-clock.js';
 import { defineFilter, type Message } from '../core/plugin.js';
 import type { KeyedState } from '../core/state.js';
-import { fieldValue } from '../core/time.js';
+import { eventTime, fieldValue } from '../core/time.js';
 
 /** Fields that differ between repeats of one event: times Python's logging and most shippers add. */
 const TIME_FIELDS = ['created', 'msecs', 'relativeCreated', 'asctime', 'time', 'timestamp', '@timestamp'];
@@ -22,9 +22,9 @@ interface Group {
 export default defineFilter({
   summary: 'Collapse repeats of an event within a time window into one message with their count.',
   description:
-    'Messages with the same key (by default every field but the time fields in ignore) within one window become one message: the first one, with count_field (repeats), first_field and last_field (ISO 8601 times) added. ' +
+    'Messages with the same key (by default every field but the time fields in ignore and the three fields below) within one window become one message: the first one, with count_field (repeats), first_field and last_field (ISO 8601 times) added. ' +
     'With emit "end" it goes on when its window closes, records in the order their events first occurred; with emit "first" the first occurrence goes on at once (with repeats 1) and, if the event repeated, one more message with the count of the repeats follows when the window closes, so an event that never stops is still reported once per window. ' +
-    'The repeats of all messages emitted add up to the number of messages read; in --stats the messages folded into a record count as dropped. ' +
+    'The repeats of all messages emitted add up to the number of messages read; in --stats the messages folded into a record count as dropped. A message that already carries count_field, first_field and last_field (the output of another Dedupe, or Threshold\'s alert times) counts as that many events over that span. ' +
     'A message that is not an object (a line read with --decoder Null) is read as {message: line} and goes on wrapped, as {message, repeats, first_time, last_time}. ' +
     'Windows are tumbling (at whole multiples of window: "the same second") or sliding (from an event\'s first occurrence). With time_field, time is the event\'s: a window closes once an event later than its end by lateness arrives, or when the stream has been quiet for as long as the window had left; without it, time is arrival time. ' +
     'Memory: one message per distinct key in the open windows, at most max_keys; past it the oldest group is emitted early, marked with cut: "max_keys". Everything held is emitted at the end of input and on SIGINT/SIGTERM; acknowledgements (File checkpoints) of the messages held wait until then.',
@@ -34,7 +34,7 @@ export default defineFilter({
     `message-passing --filter Dedupe --filter_options '{time_field: "@timestamp", lateness: "2s", align: "sliding"}'`,
   ],
   options: {
-    key: { type: 'strings', description: 'Fields (dotted paths) that identify an event; by default every field except those in ignore.', example: '["host", "message"]' },
+    key: { type: 'strings', description: 'Fields (dotted paths) that identify an event; by default every field except those in ignore, count_field, first_field and last_field.', example: '["host", "message"]' },
     ignore: { type: 'strings', default: TIME_FIELDS, description: 'Fields left out of the default key (times that differ between repeats); not used when key is given.' },
     window: { type: 'duration', default: '1s', min: 1, description: 'How long repeats are collapsed for.' },
     align: {
@@ -65,15 +65,16 @@ export default defineFilter({
     const { window, emit, max_keys: maxKeys, count_field: countField, first_field: firstField, last_field: lastField } = options;
     const sliding = options.align === 'sliding';
     const emitFirst = emit === 'first';
-    const keyOf = keyFunction(options.key, options.ignore);
+    const keyOf = keyFunction(options.key, [...options.ignore, countField, firstField, lastField]);
 
+    // A copy: the message may be referenced elsewhere still (a Threshold alert's samples).
     const record = (base: Message, count: number, first: number, last: number): Message => {
-      const target: Record<string, unknown> =
-        typeof base === 'object' && base !== null && !Array.isArray(base) ? (base as Record<string, unknown>) : { message: base };
-      target[countField] = count;
-      target[firstField] = isoTime(first);
-      target[lastField] = isoTime(last);
-      return target;
+      const copy: Record<string, unknown> =
+        typeof base === 'object' && base !== null && !Array.isArray(base) ? { ...(base as Record<string, unknown>) } : { message: base };
+      copy[countField] = count;
+      copy[firstField] = isoTime(first);
+      copy[lastField] = isoTime(last);
+      return copy;
     };
 
     /** The record of a group that leaves (or nothing, when only its first occurrence was seen and it already went on). */
@@ -130,11 +131,24 @@ export default defineFilter({
           if (message !== undefined) (out ??= []).push(message);
           group = undefined;
         }
+        // A record of an earlier Dedupe counts as its repeats, over its span of time.
+        let count = 1;
+        let first = time;
+        let last = time;
+        if (typeof message === 'object' && message !== null) {
+          const fields = message as Record<string, unknown>;
+          const given = fields[countField];
+          if (typeof given === 'number' && Number.isSafeInteger(given) && given > 0) count = given;
+          const from = fields[firstField] === undefined ? undefined : eventTime(fields[firstField]);
+          if (from !== undefined && from < first) first = from;
+          const to = fields[lastField] === undefined ? undefined : eventTime(fields[lastField]);
+          if (to !== undefined && to > last) last = to;
+        }
         if (group !== undefined) {
           if (emitFirst && group.count === 0) group.base = message;
-          group.count++;
-          if (time < group.first) group.first = time;
-          if (time > group.last) group.last = time;
+          group.count += count;
+          if (first < group.first) group.first = first;
+          if (last > group.last) group.last = last;
           // Storing again holds this batch's acknowledgement until the record leaves.
           state.set(key, group);
           return out;
@@ -142,17 +156,17 @@ export default defineFilter({
         const end = start + window;
         if (end <= clock.watermark) {
           // Its window has closed already (a late event): it stands alone.
-          (out ??= []).push(record(message, 1, time, time));
+          (out ??= []).push(record(message, count, first, last));
           return out;
         }
         group = emitFirst
           ? { key, at: end, base: undefined, count: 0, first: Infinity, last: -Infinity }
-          : { key, at: end, base: message, count: 1, first: time, last: time };
+          : { key, at: end, base: message, count, first, last };
         const evicted = state.set(key, group);
         queue.push(group);
         clock.wake(end);
         if (evicted.length > 0) (out ??= []).push(...evicted);
-        if (emitFirst) (out ??= []).push(record(message, 1, time, time));
+        if (emitFirst) (out ??= []).push(record(message, count, first, last));
         return out;
       },
       flush() {

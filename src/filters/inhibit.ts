@@ -161,10 +161,11 @@ export default defineFilter({
         for (const run of runs) {
           if (time < run.first - wait || time > run.last + hold) continue;
           if (!tag) return undefined;
-          const target: Record<string, unknown> =
-            typeof message === 'object' && message !== null && !Array.isArray(message) ? (message as Record<string, unknown>) : { message };
-          target.inhibited_by = { rule: rules[r]!.label, source_time: isoTime(run.last <= time + wait ? run.last : run.first) };
-          return target;
+          const inhibitedBy = { rule: rules[r]!.label, source_time: isoTime(run.last <= time + wait ? run.last : run.first) };
+          // A copy: the message may be referenced elsewhere still (a Threshold alert's samples).
+          return typeof message === 'object' && message !== null && !Array.isArray(message)
+            ? { ...(message as Record<string, unknown>), inhibited_by: inhibitedBy }
+            : { message, inhibited_by: inhibitedBy };
         }
       }
       return message;

@@ -22,6 +22,7 @@ export default defineFilter({
   description:
     'Messages that match when (all of its fields) are counted per key; when count of them fall within the window within (a sliding window, in event time with time_field), an alert goes into the stream right after the message that reached the count: ' +
     '{alert, key: {FIELD: value}, count, first_time, last_time, within, samples: [the first messages of those counted]}. ' +
+    'With time_field, the alert also carries the time the count was reached in that field, for filters after it in event time. ' +
     'The count then starts again from zero; the same key alerts again only once realert has passed since its last alert. The messages go on as well unless pass is false (then the matching ones are absorbed and count as dropped in --stats). ' +
     'Memory: per key, the times (and, for samples, the messages) of up to count recent matching messages; at most max_keys keys (past it the oldest key\'s count starts again, and a warning says so once). ' +
     'A key\'s count holds back the acknowledgement (File checkpoints) of the batches it counted until it starts again or the key goes quiet (within, or realert after an alert).',
@@ -60,6 +61,7 @@ export default defineFilter({
     const matches = compileMatch(options.when, 'when');
     const keyFields = options.key ?? [];
     const withinText = formatDuration(within);
+    const timeField = options.time_field;
     let warned = false;
 
     const state: KeyedState<Counter> = context.keyed<Counter>({
@@ -104,7 +106,7 @@ export default defineFilter({
       },
     });
 
-    const alertFor = (counter: Counter): Message => {
+    const alertFor = (counter: Counter, now: number): Message => {
       const { times, messages, head } = counter;
       let first = Infinity;
       let last = -Infinity;
@@ -112,7 +114,7 @@ export default defineFilter({
         if (times[i]! < first) first = times[i]!;
         if (times[i]! > last) last = times[i]!;
       }
-      return {
+      const alert: Record<string, unknown> = {
         alert: options.alert,
         key: counter.fields,
         count: times.length - head,
@@ -121,6 +123,9 @@ export default defineFilter({
         within: withinText,
         samples: messages.slice(head, head + samples),
       };
+      // Filters after this one that read the same time field place the alert in event time.
+      if (timeField !== undefined) alert[timeField] = isoTime(now);
+      return alert;
     };
 
     return {
@@ -148,7 +153,7 @@ export default defineFilter({
         let alert: Message | undefined;
         if (times.length - counter.head >= count) {
           if (time - counter.alerted >= realert) {
-            alert = alertFor(counter);
+            alert = alertFor(counter, time);
             counter.alerted = time;
           }
           // Counting starts again (an alert or not): the batches counted so far are let go.

@@ -160,6 +160,24 @@ describe('Dedupe in arrival time and when the stream goes quiet', () => {
   });
 });
 
+describe('Dedupe after Dedupe, or after Threshold', () => {
+  it('counts a record as its repeats over its span, so that counts still add up across stages', async () => {
+    const stage = (window: string) => ({ plugin: dedupe, options: prepared(dedupe, 'Dedupe', { ...eventTime, window }) });
+    const h = await harness([stage('1s'), stage('1m')]);
+    const events = ['10:00:00.100', '10:00:00.200', '10:00:01.500', '10:00:02.500', '10:00:02.600', '10:00:02.700'].map((t) => ({ msg: 'x', time: at(t) }));
+    await h.send(...events);
+    await h.end();
+    expect(h.out).toEqual([{ msg: 'x', time: at('10:00:00.100'), repeats: 6, first_time: at('10:00:00.100'), last_time: at('10:00:02.700') }]);
+  });
+
+  it('keeps the first and last times a message already carries (an alert)', async () => {
+    const h = await make(eventTime);
+    await h.send({ alert: 'errors', first_time: at('09:59:00.000'), last_time: at('10:00:00.000'), time: at('10:00:00') });
+    await h.end();
+    expect(h.out).toMatchObject([{ alert: 'errors', repeats: 1, first_time: at('09:59:00.000'), last_time: at('10:00:00.000') }]);
+  });
+});
+
 describe('Dedupe memory bound', () => {
   it('past max_keys emits the oldest event early, marked cut, losing no count', async () => {
     const h = await make({ ...eventTime, max_keys: 2, window: '1m' });

@@ -25,6 +25,8 @@ describe('Threshold', () => {
         last_time: at('10:00:09.000'),
         within: '10s',
         samples: [error('10:00:00', { n: 1 }), error('10:00:04', { n: 2 })],
+        // With time_field, the alert says when it happened there too.
+        time: at('10:00:09.000'),
       },
       // The count starts again after an alert.
       error('10:00:09.500', { n: 4 }),
