@@ -1,0 +1,169 @@
+import { describe } from '../core/errors.js';
+import { defineInput, type Input, type InputContext } from '../core/plugin.js';
+import { pickleJson, unpickleGeneral } from '../codecs/pickle.js';
+import type { FrameProblem, FrameSink } from '../io/framer.js';
+import { LengthFramer } from '../io/length-framer.js';
+import { addressProblem, DatagramReceiver, parseAddress, StreamServer } from '../io/net.js';
+
+const LABEL = 'PythonLogging input';
+const EMPTY = Buffer.alloc(0);
+
+export default defineInput({
+  summary: "Receive Python logging records as SocketHandler (TCP) and DatagramHandler (UDP) send them; never runs what it decodes.",
+  description: [
+    "Python's logging.handlers.SocketHandler sends each record as a 4-byte big-endian length and a pickle of the record's dict; " +
+      'DatagramHandler sends the same bytes, one record per datagram. Each record becomes one JSON object holding the fields as Python sent ' +
+      'them, in its order: name, msg (already formatted with its args), args (null), levelname, levelno, pathname, filename, module, ' +
+      'exc_info (null), exc_text (the traceback), stack_info, lineno, funcName, created, msecs, relativeCreated, thread, threadName, ' +
+      'processName, process, and any extra fields. A float with no fraction (msecs 120.0) becomes a whole number.',
+    'Unpickling runs no code: only plain data is accepted (see the Pickle codec). A record that asks for a global, a call or a class ' +
+      'instance, or that is not a pickle at all, goes to the error output with a base64 copy, and the connection goes on. Records reach the ' +
+      'chain as JSON text, so the default JSON decoder (and every filter) sees an object; with --decoder Pickle they reach it as pickles.',
+    'Each connection is framed on its own; a client that disconnects in the middle of a record loses that record only, reported as ' +
+      'truncated. A length over max_frame_bytes closes that connection with an error record, before anything is allocated for it. ' +
+      'At most max_connections are open at once; more are refused and reported (one record a second at most). Memory held for records ' +
+      'still arriving grows with the bytes received, up to max_frame_bytes per connection. The protocol has no authentication: anyone ' +
+      'who can reach the port can send records, so it binds to loopback unless told otherwise. UDP can lose datagrams under load: the ' +
+      'count is said on stderr.',
+  ].join('\n\n'),
+  examples: [
+    'message-passing --input PythonLogging --output File --output_options \'{filename: "logs/%{name}.log", mkdir: true}\'',
+    'message-passing --input PythonLogging --input_options \'{bind: "*:9020", udp: "*:9021"}\' --output STDOUT',
+  ],
+  options: {
+    bind: {
+      type: 'string',
+      default: '127.0.0.1:9020',
+      description:
+        'Where SocketHandler clients connect: HOST:PORT, a port alone (loopback), or *:PORT for every interface; "" listens on no TCP port. 9020 is DEFAULT_TCP_LOGGING_PORT.',
+    },
+    udp: {
+      type: 'string',
+      description: 'Where DatagramHandler clients send, as bind; off unless given. 9021 is DEFAULT_UDP_LOGGING_PORT.',
+      example: '127.0.0.1:9021',
+    },
+    max_frame_bytes: {
+      type: 'size',
+      default: '1MiB',
+      min: 16,
+      description: 'Longest record accepted; a longer length prefix closes that connection (a longer datagram is skipped), with an error record.',
+    },
+    max_connections: {
+      type: 'integer',
+      min: 1,
+      default: 1000,
+      description: 'TCP connections open at once, at most; more are refused and reported.',
+    },
+  },
+  check: (o) => {
+    if (o.bind === '' && o.udp === undefined) return 'bind is "" and no udp address is given: nothing would be listened on';
+    return (o.bind === '' ? undefined : addressProblem('bind', o.bind, true)) ?? addressProblem('udp', o.udp, true);
+  },
+  async create(o, context): Promise<Input> {
+    const tcp =
+      o.bind === ''
+        ? undefined
+        : await StreamServer.listen(
+            parseAddress(o.bind, true),
+            {
+              label: LABEL,
+              scheme: 'tcp',
+              maxConnections: o.max_connections,
+              framer: (source) => new LengthFramer(new RecordSink(context.sink({ source }), false), { prefix: 4, maxFrameBytes: o.max_frame_bytes }),
+            },
+            context,
+          );
+    const udp =
+      o.udp === undefined
+        ? undefined
+        : await DatagramReceiver.bind(
+            parseAddress(o.udp, true),
+            {
+              label: LABEL,
+              scheme: 'udp',
+              // The datagram holds the length prefix too.
+              maxFrameBytes: o.max_frame_bytes + 4,
+              maxHeldBytes: 64 << 20,
+              sink: (source) => new RecordSink(context.sink({ source }), true),
+            },
+            context,
+          ).catch(async (error: unknown) => {
+            await tcp?.close();
+            throw error;
+          });
+    return new PythonLoggingInput(tcp, udp);
+  },
+});
+
+class PythonLoggingInput implements Input {
+  constructor(
+    private readonly tcp: StreamServer | undefined,
+    private readonly udp: DatagramReceiver | undefined,
+  ) {}
+
+  async run(): Promise<void> {
+    await Promise.all([this.tcp?.run(), this.udp?.run()]);
+  }
+}
+
+/**
+ * Between a framer and the chain: each frame is a SocketHandler record. To a
+ * text decoder (JSON, the default) it goes on as the JSON text of the record;
+ * to a bytes decoder (Pickle) as the pickle itself. `prefixed`: a datagram,
+ * which carries its length prefix.
+ */
+export class RecordSink implements FrameSink {
+  readonly form = 'bytes';
+
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly prefixed: boolean,
+  ) {}
+
+  frames(frames: string[] | Buffer[], first: number, end: number): void | Promise<void> {
+    const text = this.sink.form === 'text';
+    const out: Array<string | Buffer> = new Array(frames.length);
+    for (let i = 0; i < frames.length; i++) {
+      let frame = frames[i] as Buffer;
+      out[i] = text ? '' : EMPTY;
+      if (frame.length === 0) continue;
+      if (this.prefixed) {
+        if (frame.length < 4 || frame.readUInt32BE(0) !== frame.length - 4) {
+          this.problem({
+            kind: 'decode',
+            reason: `${LABEL}: a datagram of ${frame.length} bytes whose length prefix says ${frame.length < 4 ? 'nothing (it is shorter than 4 bytes)' : `${frame.readUInt32BE(0)} bytes follow`}`,
+            number: first + i,
+            bytes: frame,
+          });
+          continue;
+        }
+        frame = frame.subarray(4);
+      }
+      if (!text) {
+        out[i] = frame;
+        continue;
+      }
+      try {
+        out[i] = recordJson(frame);
+      } catch (error) {
+        this.problem({ kind: 'decode', reason: `${LABEL}: ${describe(error)}`, number: first + i, bytes: frame });
+      }
+    }
+    return this.sink.frames(out as string[] | Buffer[], first, end);
+  }
+
+  problem(problem: FrameProblem): void {
+    this.sink.problem(problem);
+  }
+}
+
+/** The JSON text of one record: the shortcut for the dicts of scalars SocketHandler sends, else the long way. */
+function recordJson(pickle: Buffer): string {
+  const json = pickleJson(pickle);
+  if (json !== undefined) return json;
+  const record = unpickleGeneral(pickle);
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+    throw new Error(`a record is a dict, and this pickle holds ${record === null ? 'None' : Array.isArray(record) ? 'a list' : `a ${typeof record}`}`);
+  }
+  return JSON.stringify(record);
+}
