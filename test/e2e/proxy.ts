@@ -1,0 +1,96 @@
+// A TCP proxy on 127.0.0.1 in front of a real server (Redis, PostgreSQL), for
+// faults a test decides: every connection cut at once, the server unreachable
+// for a while, or one connection dropped right after the server answered a
+// given request (its answer lost on the way back).
+import { createServer, Socket, type Server } from 'node:net';
+import { afterAll } from 'vitest';
+
+interface Link {
+  client: Socket;
+  server: Socket;
+  /** Drop this link when the server's next bytes come, instead of forwarding them. */
+  dropOnAnswer: boolean;
+}
+
+export class FaultProxy {
+  private server: Server | undefined;
+  private readonly links = new Set<Link>();
+  /** Connections accepted so far. */
+  accepted = 0;
+  /** Called with each chunk a client sends; returning true drops the link once the server answers it. */
+  dropAfterAnswerTo: ((chunk: Buffer) => boolean) | undefined;
+
+  private constructor(
+    readonly port: number,
+    private readonly targetPort: number,
+  ) {}
+
+  /** A proxy to 127.0.0.1:targetPort, closed after the test file. */
+  static async start(targetPort: number): Promise<FaultProxy> {
+    const probe = createServer();
+    const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
+    await new Promise((resolve) => probe.close(resolve));
+    const proxy = new FaultProxy(port, targetPort);
+    await proxy.up();
+    afterAll(() => proxy.close());
+    return proxy;
+  }
+
+  /** Accepts connections (again). */
+  async up(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((client) => this.accept(client));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.server = server;
+  }
+
+  /** Refuses new connections and cuts the open ones: the server is unreachable until up(). */
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    this.cut();
+    if (server) await new Promise((resolve) => server.close(resolve));
+  }
+
+  /** Cuts every open connection (as CLIENT KILL or pg_terminate_backend would, without a goodbye). */
+  cut(): void {
+    for (const link of this.links) {
+      link.client.destroy();
+      link.server.destroy();
+    }
+    this.links.clear();
+  }
+
+  async close(): Promise<void> {
+    await this.down();
+  }
+
+  private accept(client: Socket): void {
+    this.accepted++;
+    const server = new Socket();
+    const link: Link = { client, server, dropOnAnswer: false };
+    this.links.add(link);
+    const end = () => {
+      this.links.delete(link);
+      client.destroy();
+      server.destroy();
+    };
+    client.on('error', end).on('close', end);
+    server.on('error', end).on('close', end);
+    server.connect(this.targetPort, '127.0.0.1');
+    client.on('data', (chunk: Buffer) => {
+      if (this.dropAfterAnswerTo?.(chunk)) link.dropOnAnswer = true;
+      server.write(chunk);
+    });
+    server.on('data', (chunk: Buffer) => {
+      if (link.dropOnAnswer) {
+        end();
+        return;
+      }
+      client.write(chunk);
+    });
+  }
+}

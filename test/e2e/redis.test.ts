@@ -1,0 +1,356 @@
+// Redis input and output, end to end: the real binary against the Redis server
+// on 127.0.0.1:6379, with keys of their own per test (removed after the file).
+// Faults: kill -9 of a consumer and a restart, CLIENT KILL under load, the
+// server unreachable for a while (through a proxy), and bad configuration.
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { records, run, sleep, stop, tempDir, tracked, until } from './helpers.js';
+import { FaultProxy } from './proxy.js';
+
+const REDIS = 'redis://127.0.0.1:6379';
+const dir = tempDir();
+const spawned = tracked();
+const redis = createClient({ url: REDIS, RESP: 2 });
+const prefix = `mp-test:${process.pid}:`;
+let keys = 0;
+const newKey = (what: string) => `${prefix}${what}:${++keys}`;
+
+beforeAll(async () => {
+  await redis.connect();
+});
+afterAll(async () => {
+  const found: string[] = [];
+  for await (const batch of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) found.push(...batch);
+  if (found.length > 0) await redis.del(found);
+  await redis.quit();
+});
+
+const redisInput = (options: object) => ['--input', 'Redis', '--input_options', JSON.stringify(options)];
+const redisOutput = (options: object) => ['--output', 'Redis', '--output_options', JSON.stringify(options)];
+const fileOutput = (filename: string) => ['--output', 'File', '--output_options', JSON.stringify({ filename })];
+const ndjson = (values: readonly unknown[]) => values.map((v) => JSON.stringify(v) + '\n').join('');
+const range = (count: number) => Array.from({ length: count }, (_, i) => i);
+
+// Waits `ms` per message (asynchronously): a consumer that is still busy when it is killed.
+const slowFilter = join(dir, 'slow.mjs');
+writeFileSync(slowFilter, 'export default (message, options) => new Promise((resolve) => setTimeout(() => resolve(message), options.ms));\n');
+const slow = (ms: number) => ['--filter', slowFilter, '--filter_options', JSON.stringify({ ms })];
+
+/** The `seq` of every message in an NDJSON file (empty when it does not exist yet). */
+function seqsIn(path: string): number[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.endsWith('}'))
+    .map((line) => (JSON.parse(line) as { seq: number }).seq);
+}
+
+/** Seqs 0..count-1 missing from the union of `lists`. */
+function missing(count: number, ...lists: number[][]): number[] {
+  const seen = new Set(lists.flat());
+  return range(count).filter((seq) => !seen.has(seq));
+}
+
+async function addEntries(key: string, count: number): Promise<void> {
+  const pipeline = redis.multi();
+  for (const seq of range(count)) pipeline.xAdd(key, '*', { message: JSON.stringify({ seq }) });
+  await pipeline.execAsPipeline();
+}
+
+async function pendingCount(key: string, group = 'message-passing'): Promise<number> {
+  const summary = (await redis.sendCommand(['XPENDING', key, group])) as [number, ...unknown[]];
+  return Number(summary[0]);
+}
+
+/** Cuts every connection of process `pid` whose name starts with message-passing-ROLE. */
+async function killConnections(role: 'input' | 'output', pid: number): Promise<number> {
+  const list = String(await redis.sendCommand(['CLIENT', 'LIST']));
+  let killed = 0;
+  for (const line of list.split('\n')) {
+    const id = /\bid=(\d+)/.exec(line)?.[1];
+    const name = /\bname=(\S*)/.exec(line)?.[1] ?? '';
+    if (id && name.startsWith(`message-passing-${role}-`) && name.endsWith(`-${pid}`)) {
+      killed += Number(await redis.sendCommand(['CLIENT', 'KILL', 'ID', id]));
+    }
+  }
+  return killed;
+}
+
+/** Polls an asynchronous `condition` (a Redis query) until it holds; fails naming `what` after `ms`. */
+async function eventually(condition: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await condition()); await sleep(20)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
+const statsLine = (stderr: string) => /stats in=(\d+) created=(\d+) out=(\d+) dropped=(\d+) errors=(\d+)/.exec(stderr)?.slice(1).map(Number);
+
+describe('Redis stream', () => {
+  it('STDIN -> stream -> STDOUT: every message once, in order, acknowledged only once written', async () => {
+    const key = newKey('stream');
+    const messages = range(200).map((seq) => ({ seq, text: `event ${seq}` }));
+    const sent = await run(redisOutput({ mode: 'stream', key }), { input: ndjson(messages) });
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(await redis.xLen(key)).toBe(200);
+
+    const reader = spawned([...redisInput({ mode: 'stream', key, block: '100ms' }), '--stats']);
+    await until(() => records(reader.stdout).length >= 200, '200 messages');
+    const done = await stop(reader);
+    expect(done.code, done.stderr).toBe(0);
+    expect(records(done.stdout)).toEqual(messages);
+    expect(statsLine(done.stderr)).toEqual([200, 0, 200, 0, 0]);
+    expect(await pendingCount(key)).toBe(0);
+  });
+
+  it('an entry without a "message" field goes to the error output and is acknowledged', async () => {
+    const key = newKey('stream');
+    await redis.xAdd(key, '*', { message: '{"seq":0}' });
+    await redis.xAdd(key, '*', { level: 'info', text: 'written by another tool' });
+    await redis.xAdd(key, '*', { message: 'not json' });
+    const reader = spawned(redisInput({ mode: 'stream', key, block: '100ms' }));
+    await until(() => records(reader.stderr.replace(/^message-passing:.*$/gm, '')).length >= 2, 'two error records');
+    const done = await stop(reader);
+    expect(done.code, done.stderr).toBe(0);
+    expect(records(done.stdout)).toEqual([{ seq: 0 }]);
+    const errors = records(done.stderr);
+    expect(errors[0]).toMatchObject({ error: 'input', reason: expect.stringContaining('has no field "message" (its fields: level, text)') });
+    expect(errors[1]).toMatchObject({ error: 'decode', source: `redis:${key}:2`, frame: 'not json' });
+    expect(await pendingCount(key)).toBe(0);
+  });
+
+  it('kill -9 of a consumer, restarted under the same name: it reads its pending entries back, nothing lost', async () => {
+    const key = newKey('stream');
+    await addEntries(key, 300);
+    const first = join(dir, `${key.replaceAll(':', '_')}-a.ndjson`);
+    const second = join(dir, `${key.replaceAll(':', '_')}-b.ndjson`);
+    const options = { mode: 'stream', key, consumer: 'gatherer-1', batch: 10, block: '100ms', claim_idle: '1h' };
+    const a = spawned([...redisInput(options), ...slow(2), ...fileOutput(first)]);
+    await until(() => seqsIn(first).length >= 50, '50 messages written by the first consumer');
+    a.child.kill('SIGKILL');
+    await a.done;
+    expect(await pendingCount(key)).toBeGreaterThan(0);
+
+    const b = spawned([...redisInput(options), ...fileOutput(second)]);
+    await until(() => missing(300, seqsIn(first), seqsIn(second)).length === 0, 'every message in one of the two files', 15_000);
+    const done = await stop(b);
+    expect(done.code, done.stderr).toBe(0);
+    expect(await pendingCount(key)).toBe(0);
+  });
+
+  it('kill -9 of a consumer: another one claims its entries after claim_idle, nothing lost', async () => {
+    const key = newKey('stream');
+    await addEntries(key, 300);
+    const first = join(dir, `${key.replaceAll(':', '_')}-a.ndjson`);
+    const second = join(dir, `${key.replaceAll(':', '_')}-b.ndjson`);
+    const options = { mode: 'stream', key, batch: 10, block: '100ms', claim_idle: '300ms' };
+    const a = spawned([...redisInput({ ...options, consumer: 'a' }), ...slow(2), ...fileOutput(first)]);
+    await until(() => seqsIn(first).length >= 50, '50 messages written by the first consumer');
+    a.child.kill('SIGKILL');
+    await a.done;
+
+    const b = spawned([...redisInput({ ...options, consumer: 'b' }), ...fileOutput(second)]);
+    await until(() => missing(300, seqsIn(first), seqsIn(second)).length === 0, 'every message in one of the two files', 15_000);
+    await b.waitFor('stderr', /claimed \d+ entr/);
+    const done = await stop(b);
+    expect(done.code, done.stderr).toBe(0);
+    expect(await pendingCount(key)).toBe(0);
+  });
+
+  it('CLIENT KILL of the input\'s connections under load: nothing lost', async () => {
+    const key = newKey('stream');
+    await addEntries(key, 1000);
+    const out = join(dir, `${key.replaceAll(':', '_')}.ndjson`);
+    const reader = spawned([...redisInput({ mode: 'stream', key, batch: 20, block: '100ms' }), ...slow(1), ...fileOutput(out)]);
+    let kills = 0;
+    for (let round = 0; round < 3; round++) {
+      await until(() => seqsIn(out).length >= 150 * (round + 1), `${150 * (round + 1)} messages`);
+      kills += await killConnections('input', reader.child.pid!);
+    }
+    expect(kills).toBeGreaterThan(0);
+    await until(() => missing(1000, seqsIn(out)).length === 0, 'every message', 20_000);
+    await eventually(async () => (await pendingCount(key)) === 0, 'every entry acknowledged');
+    const done = await stop(reader);
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toMatch(/Redis input: connection to redis:\/\/127\.0\.0\.1:6379 lost/);
+  });
+});
+
+describe('Redis list', () => {
+  it('STDIN -> list -> STDOUT, and nothing of the consumer is left once it stops', async () => {
+    const key = newKey('list');
+    const messages = range(50).map((seq) => ({ seq }));
+    const sent = await run(redisOutput({ key }), { input: ndjson(messages) });
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(await redis.lLen(key)).toBe(50);
+    const reader = spawned(redisInput({ key, block: '100ms', consumer: 'only' }));
+    await until(() => records(reader.stdout).length >= 50, '50 messages');
+    const done = await stop(reader);
+    expect(done.code, done.stderr).toBe(0);
+    expect(records(done.stdout)).toEqual(messages);
+    const left: string[] = [];
+    for await (const batch of redis.scanIterator({ MATCH: `${key}*` })) left.push(...batch);
+    expect(left).toEqual([]);
+  });
+
+  it('kill -9 of a consumer: once its lease runs out, the next consumer puts its processing list back first, nothing lost', async () => {
+    const key = newKey('list');
+    await redis.rPush(key, range(300).map((seq) => JSON.stringify({ seq })));
+    const first = join(dir, `${key.replaceAll(':', '_')}-a.ndjson`);
+    const second = join(dir, `${key.replaceAll(':', '_')}-b.ndjson`);
+    const options = { key, batch: 10, block: '100ms', claim_idle: '400ms' };
+    const a = spawned([...redisInput({ ...options, consumer: 'a' }), ...slow(2), ...fileOutput(first)]);
+    await until(() => seqsIn(first).length >= 50, '50 messages written by the first consumer');
+    a.child.kill('SIGKILL');
+    await a.done;
+    expect(await redis.lLen(`${key}:processing:a`)).toBeGreaterThan(0);
+
+    const b = spawned([...redisInput({ ...options, consumer: 'b' }), ...fileOutput(second)]);
+    await until(() => missing(300, seqsIn(first), seqsIn(second)).length === 0, 'every message in one of the two files', 15_000);
+    await b.waitFor('stderr', /took back \d+ messages? of .* left by consumer a/);
+    const done = await stop(b);
+    expect(done.code, done.stderr).toBe(0);
+    expect(await redis.exists([key, `${key}:processing:a`, `${key}:processing:b`, `${key}:consumers`])).toBe(0);
+  });
+});
+
+describe('Redis output', () => {
+  it('%{field} in key: one list per value; a message without the field goes to the error output', async () => {
+    const key = newKey('by-host');
+    const sent = await run([...redisOutput({ mode: 'list', key: `${key}:%{host.name}` }), '--stats'], {
+      input: ndjson([{ host: { name: 'a' }, n: 1 }, { host: { name: 'b' }, n: 2 }, { n: 3 }, { host: { name: 'a' }, n: 4 }]),
+    });
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(await redis.lRange(`${key}:a`, 0, -1)).toEqual(['{"host":{"name":"a"},"n":1}', '{"host":{"name":"a"},"n":4}']);
+    expect(await redis.lRange(`${key}:b`, 0, -1)).toEqual(['{"host":{"name":"b"},"n":2}']);
+    expect(records(sent.stderr.replace(/^message-passing:.*$/gm, ''))).toEqual([
+      { error: 'output', reason: `Redis output: key ${key}:%{host.name}: the message has no field host.name`, source: 'redis', frame: '{"n":3}' },
+    ]);
+    expect(statsLine(sent.stderr)).toEqual([4, 0, 3, 0, 1]);
+  });
+
+  it('max_len trims a stream to about that many entries', async () => {
+    const key = newKey('trimmed');
+    const sent = await run(redisOutput({ mode: 'stream', key, max_len: 100, batch: 50 }), { input: ndjson(range(2000).map((seq) => ({ seq }))) });
+    expect(sent.code, sent.stderr).toBe(0);
+    const length = await redis.xLen(key);
+    expect(length).toBeGreaterThanOrEqual(100);
+    expect(length).toBeLessThan(2000);
+  });
+
+  it('pub/sub: subscribers get what is published while they listen; nobody listening is said', async () => {
+    const channel = newKey('channel');
+    const subscriber = spawned(redisInput({ mode: 'pubsub', channels: channel }));
+    await eventually(async () => Number(((await redis.sendCommand(['PUBSUB', 'NUMSUB', channel])) as unknown[])[1]) === 1, 'the subscription');
+    const sent = await run(redisOutput({ mode: 'pubsub', channel }), { input: ndjson(range(50).map((seq) => ({ seq }))) });
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(sent.stderr).toBe('');
+    await until(() => records(subscriber.stdout).length >= 50, '50 messages');
+    const done = await stop(subscriber);
+    expect(done.code, done.stderr).toBe(0);
+    expect(records(done.stdout)).toEqual(range(50).map((seq) => ({ seq })));
+
+    const alone = await run(redisOutput({ mode: 'pubsub', channel: newKey('nobody') }), { input: '{"a":1}\n' });
+    expect(alone.code).toBe(0);
+    expect(alone.stderr).toMatch(/^message-passing: Redis output: no subscriber on channel \S+: Redis drops what it publishes to nobody/);
+  });
+
+  it('CLIENT KILL of its connection under load: nothing lost', async () => {
+    const key = newKey('killed');
+    const writer = spawned([...redisOutput({ mode: 'stream', key, batch: 50 })]);
+    for (let part = 0; part < 10; part++) {
+      writer.child.stdin!.write(ndjson(range(300).map((i) => ({ seq: part * 300 + i }))));
+      await eventually(async () => (await redis.xLen(key)) >= part * 300, `${part * 300} entries`);
+      if (part % 3 === 1) expect(await killConnections('output', writer.child.pid!)).toBe(1);
+    }
+    writer.child.stdin!.end();
+    const done = await writer.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toMatch(/Redis output: connection to redis:\/\/127\.0\.0\.1:6379 lost/);
+    const entries = await redis.xRange(key, '-', '+');
+    expect(missing(3000, (entries ?? []).map((entry) => (JSON.parse(entry.message.message!) as { seq: number }).seq))).toEqual([]);
+  });
+
+  it('Redis unreachable for a while: the output waits, then delivers everything', async () => {
+    const proxy = await FaultProxy.start(6379);
+    const key = newKey('outage');
+    const writer = spawned(redisOutput({ mode: 'list', key, url: `redis://127.0.0.1:${proxy.port}` }));
+    writer.child.stdin!.write(ndjson(range(100).map((seq) => ({ seq }))));
+    await eventually(async () => (await redis.lLen(key)) === 100, 'the first 100');
+    await proxy.down();
+    writer.child.stdin!.write(ndjson(range(100).map((seq) => ({ seq: 100 + seq }))));
+    await writer.waitFor('stderr', 'lost');
+    await proxy.up();
+    writer.child.stdin!.end();
+    const done = await writer.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toMatch(/connected to redis:\/\/127\.0\.0\.1:\d+ again/);
+    const stored = (await redis.lRange(key, 0, -1)).map((text) => (JSON.parse(text) as { seq: number }).seq);
+    expect(missing(200, stored)).toEqual([]);
+  });
+
+  it('Redis unreachable for longer than retry_timeout: the count left behind, exit 1', async () => {
+    const proxy = await FaultProxy.start(6379);
+    const key = newKey('gone');
+    const writer = spawned(redisOutput({ mode: 'stream', key, url: `redis://127.0.0.1:${proxy.port}`, retry_timeout: '300ms' }));
+    writer.child.stdin!.write('{"seq":-1}\n');
+    await eventually(async () => (await redis.xLen(key)) === 1, 'the first message');
+    await proxy.down();
+    writer.child.stdin!.end(ndjson(range(40).map((seq) => ({ seq }))));
+    const done = await writer.done;
+    expect(done.code).toBe(1);
+    expect(done.stderr).toMatch(
+      /^message-passing: Redis output: 40 messages could not be delivered to redis:\/\/127\.0\.0\.1:\d+: .*gave up after retry_timeout \(300ms\)$/m,
+    );
+    expect(await redis.xLen(key)).toBe(1);
+  });
+});
+
+describe('Redis: bad configuration', () => {
+  it('an unreachable server is one line and exit 1, for the input and the output', async () => {
+    const output = await run(redisOutput({ url: 'redis://127.0.0.1:1', key: 'x' }), { input: '{}\n' });
+    expect(output.code).toBe(1);
+    expect(output.stderr).toBe('message-passing: Redis output: cannot connect to redis://127.0.0.1:1: connection refused (is the server running, on that port?)\n');
+    const input = await run(redisInput({ url: 'redis://127.0.0.1:1', mode: 'stream', key: 'x' }));
+    expect(input.code).toBe(1);
+    expect(input.stderr).toBe('message-passing: Redis input: cannot connect to redis://127.0.0.1:1: connection refused (is the server running, on that port?)\n');
+  });
+
+  it('a key of another type is one line and exit 1', async () => {
+    const key = newKey('string');
+    await redis.set(key, 'a string');
+    const output = await run(redisOutput({ mode: 'stream', key }), { input: '{}\n' });
+    expect(output.code).toBe(1);
+    expect(output.stderr).toBe(`message-passing: Redis output: key ${key} holds a string, not a stream (choose another key, or mode "stream")\n`);
+    const list = await run(redisInput({ mode: 'list', key }));
+    expect(list.code).toBe(1);
+    expect(list.stderr).toBe(`message-passing: Redis input: key ${key} holds a string, not a list (choose another key)\n`);
+    const stream = await run(redisInput({ mode: 'stream', key }));
+    expect(stream.code).toBe(1);
+    expect(stream.stderr).toBe(`message-passing: Redis input: key ${key} is not a stream (choose another key, or mode "list" for a list)\n`);
+  });
+
+  it('option mistakes are usage errors naming the plugin and the option, exit 2', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [redisInput({ mode: 'pubsub' }), /--input Redis: mode "pubsub" needs channels or patterns/],
+      [redisInput({ mode: 'stream' }), /--input Redis: mode "stream" needs key/],
+      [redisInput({ key: 'x', block: '1 s' }), /--input Redis: option 'block' must be a duration/],
+      [redisOutput({ url: 'http://127.0.0.1', key: 'x' }), /--output Redis: url: 'http:\/\/127\.0\.0\.1' must start with redis:\/\//],
+      [redisOutput({ mode: 'list', key: 'x', channel: 'y' }), /--output Redis: channel applies to mode pubsub/],
+      [redisOutput({ mode: 'list', key: 'x', max_len: 10 }), /--output Redis: max_len applies to mode stream only/],
+      [redisOutput({ key: 'x:%{' }), /--output Redis: key: '%\{' without a closing '\}'/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => run(args)));
+    results.forEach((result, i) => {
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toMatch(cases[i]![1]);
+    });
+  });
+
+  it('--help Redis says pub/sub is lossy', async () => {
+    const help = await run(['--help', 'Redis']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Pub\/sub is lossy by design/);
+  });
+});
