@@ -80,6 +80,12 @@ export class LineFramer implements Framer {
     return this.pending?.length ?? 0;
   }
 
+  /** Of `chunk`, the bytes up to the LF that ends the line held (all of them without one). */
+  completing(chunk: Buffer): number {
+    const lf = chunk.indexOf(LF);
+    return lf < 0 ? chunk.length : lf + 1;
+  }
+
   /**
    * Copies the held bytes to the start of `buffer` and holds them from there, so
    * a reader that reads on right after them hands over chunks that continue them

@@ -14,6 +14,11 @@ export interface ReadableFramer extends Framer {
    * them in memory. Returns how many bytes were moved.
    */
   moveHeldTo?(buffer: Buffer): number;
+  /**
+   * How many bytes of `chunk` complete the frame held (all of them when it goes
+   * on past the chunk): once stopping, only those are framed. Absent: all.
+   */
+  completing?(chunk: Buffer): number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -96,10 +101,11 @@ export class DescriptorReader {
 
   /**
    * Reads once, at `position` (null: on from the last read), and pushes what
-   * came to the framer. Returns the number of bytes read: 0 at the end, -1 when
-   * a non-blocking descriptor has nothing now.
+   * came to the framer, or with `finishing` only what completes the frame it
+   * holds. Returns the number of bytes read: 0 at the end, -1 when a
+   * non-blocking descriptor has nothing now.
    */
-  read(position: number | null): number {
+  read(position: number | null, finishing = false): number {
     const size = this.framer.readSize ?? READ_SIZE;
     if (this.buffer.length - this.used < size) {
       const held = this.framer.held;
@@ -113,8 +119,9 @@ export class DescriptorReader {
       if ((error as NodeJS.ErrnoException).code === 'EAGAIN') return -1;
       throw error;
     }
-    this.wait = count > 0 ? this.framer.push(this.buffer.subarray(this.used, this.used + count)) : undefined;
-    this.used += count;
+    const pushed = finishing && count > 0 && this.framer.completing ? this.framer.completing(this.buffer.subarray(this.used, this.used + count)) : count;
+    this.wait = pushed > 0 ? this.framer.push(this.buffer.subarray(this.used, this.used + pushed)) : undefined;
+    this.used += pushed;
     return count;
   }
 
@@ -142,9 +149,10 @@ async function readSynchronously(
   const file = position !== undefined;
   let unyielded = 0;
   // Once stopped, the line cut by the last read of a file is still read to its
-  // end: it is in the file, and framing half of it would report a bogus error.
+  // end (it is in the file, and framing half of it would report a bogus error),
+  // and no further: a stop must not wait for the rest of a large file.
   while (!stopping.aborted || (file && framer.held > 0)) {
-    const count = reader.read(position ?? null);
+    const count = reader.read(position ?? null, stopping.aborted);
     if (count < 0) return false;
     if (count === 0) break;
     if (typeof position === 'number') position += count;

@@ -1,7 +1,12 @@
 import { isUtf8 } from 'node:buffer';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { FrameSink } from '../../src/io/framer.js';
 import { LineFramer } from '../../src/io/line-framer.js';
+import { readDescriptor } from '../../src/io/reader.js';
 import { RecordingSink } from './recording-sink.js';
 
 const MAX = 8;
@@ -282,6 +287,34 @@ describe('LineFramer', () => {
         if (wait) await wait;
         expect(sink.problems.map((p) => p.number)).toEqual([30_001]);
       }
+    }
+  });
+});
+
+describe('LineFramer read from a file, stopped', () => {
+  it('frames the line the last read cut, and not the rest of the file', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'mp-framer-'));
+    try {
+      const path = join(folder, 'big.log');
+      // 100-byte lines: a 64 KiB read ends inside line 656.
+      const line = (n: number) => `${String(n).padStart(99, '0')}\n`;
+      writeFileSync(path, Array.from({ length: 5000 }, (_, i) => line(i + 1)).join(''));
+      const stopping = new AbortController();
+      const sink = new LineSink('text', false);
+      // Stops as the first batch is handed over, as a signal would.
+      sink.answer = () => stopping.abort();
+      const fd = openSync(path, 'r');
+      try {
+        await readDescriptor(fd, new LineFramer(sink, 1000), stopping.signal, () => Readable.from([]));
+      } finally {
+        closeSync(fd);
+      }
+      const numbers = sink.numbered().map((f) => f.number);
+      expect(numbers).toEqual(Array.from({ length: 656 }, (_, i) => i + 1));
+      expect(sink.numbered().at(-1)!.frame).toBe(line(656).slice(0, -1));
+      expect(sink.log.at(-1)!.end).toBe(656 * 100);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 });
