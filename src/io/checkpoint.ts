@@ -70,9 +70,16 @@ function load(path: string): CheckpointEntry[] {
     if (isMissing(error)) return [];
     throw error;
   }
-  const data = JSON.parse(text) as { version?: unknown; files?: unknown };
-  if (data.version !== 1 || !Array.isArray(data.files)) throw new Error('not a checkpoint file of this program (version 1)');
-  return (data.files as CheckpointEntry[]).filter(
-    (e) => typeof e.path === 'string' && Number.isSafeInteger(e.position) && typeof e.fingerprint === 'string',
+  let data: { version?: unknown; files?: unknown } | null;
+  try {
+    data = JSON.parse(text) as typeof data;
+  } catch {
+    // JSON.parse's message quotes the text, line breaks and all: the error must stay one line.
+    throw new Error('not a checkpoint file of this program (not JSON)');
+  }
+  if (data?.version !== 1 || !Array.isArray(data.files)) throw new Error('not a checkpoint file of this program (version 1)');
+  return (data.files as Array<CheckpointEntry | null>).filter(
+    (e): e is CheckpointEntry =>
+      typeof e === 'object' && e !== null && typeof e.path === 'string' && Number.isSafeInteger(e.position) && typeof e.fingerprint === 'string',
   );
 }

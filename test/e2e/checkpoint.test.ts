@@ -172,7 +172,11 @@ describe('File input checkpoint', () => {
     expect(code).toBe(0);
     // The second run starts right after the saved position: the duplicates are the
     // contiguous run from there to where the first run was killed, nothing older.
-    expect(outputOf(secondOut)).toEqual(names('a', resumeAfter + 1, TOTAL));
+    const again = outputOf(secondOut);
+    expect(again).toEqual(names('a', resumeAfter + 1, TOTAL));
+    const firstRun = new Set(delivered);
+    expect(again.filter((l) => firstRun.has(l))).toEqual(names('a', resumeAfter + 1, delivered.length));
+    expect(new Set([...delivered, ...again]).size).toBe(TOTAL);
   });
 
   it('a file rotated while the program was down: the rest of the old one, then the new one from its start', async () => {
@@ -243,6 +247,20 @@ describe('File input checkpoint', () => {
     expect(stderr.split('\n').filter((l) => l !== '')).toHaveLength(1);
     expect(stderr).toContain(checkpoint);
     expect(stderr).toMatch(/^message-passing: /);
+  });
+
+  it('a damaged checkpoint file is a clear error at start: exit 1, one line', async () => {
+    const d = folder();
+    const input = join(d, 'app.log');
+    writeFileSync(input, lines('a', 1, 3));
+    const checkpoint = join(d, 'app.pos');
+    writeFileSync(checkpoint, '{"version": 1, "files": [\n');
+    const { code, stdout, stderr } = await run(['--input', 'File', '--input_options', JSON.stringify({ filename: input, checkpoint })]);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toBe(
+      `message-passing: File input: checkpoint ${checkpoint}: not a checkpoint file of this program (not JSON) (give a file in a writable folder; delete a damaged one to start over)\n`,
+    );
   });
 
   it('does not pass a line a filter holds in keyed state: after kill -9 that line comes again', async () => {
