@@ -3,9 +3,9 @@ import { build } from './build.js';
 import { filterScope, type Chain, type Counters } from '../core/chain.js';
 import { describe, PROGRAM, RuntimeError, UsageError } from '../core/errors.js';
 
-function statsLine(counters: Counters, seconds: number, rate: number): string {
+function statsLine(counters: Counters, seconds: number, rate: number, extra: string | undefined): string {
   const { in: read, created, out, dropped, errors } = counters;
-  return `${PROGRAM}: stats in=${read} created=${created} out=${out} dropped=${dropped} errors=${errors} rate=${Math.round(rate)}/s elapsed=${seconds.toFixed(1)}s\n`;
+  return `${PROGRAM}: stats in=${read} created=${created} out=${out} dropped=${dropped} errors=${errors} rate=${Math.round(rate)}/s elapsed=${seconds.toFixed(1)}s${extra ? ` ${extra}` : ''}\n`;
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -33,7 +33,7 @@ async function main(argv: readonly string[]): Promise<number> {
     let last = { at: started, in: 0 };
     timer = setInterval(() => {
       const now = performance.now();
-      process.stderr.write(statsLine(chain.counters, (now - started) / 1000, ((chain.counters.in - last.in) * 1000) / (now - last.at)));
+      process.stderr.write(statsLine(chain.counters, (now - started) / 1000, ((chain.counters.in - last.in) * 1000) / (now - last.at), chain.outputStats()));
       last = { at: now, in: chain.counters.in };
     }, settings.stats * 1000);
     timer.unref();
@@ -44,7 +44,7 @@ async function main(argv: readonly string[]): Promise<number> {
     clearInterval(timer);
     if (settings.stats !== undefined) {
       const seconds = (performance.now() - started) / 1000;
-      process.stderr.write(statsLine(chain.counters, seconds, chain.counters.in / Math.max(seconds, 1e-3)));
+      process.stderr.write(statsLine(chain.counters, seconds, chain.counters.in / Math.max(seconds, 1e-3), chain.outputStats()));
     }
   }
   return 0;

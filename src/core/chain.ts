@@ -116,6 +116,11 @@ export class Chain implements HoldKeeper {
     return chain;
   }
 
+  /** The output's own counts for --stats (per endpoint, say), if it keeps any. */
+  outputStats(): string | undefined {
+    return this.output.stats?.();
+  }
+
   /** Whether frames pass through as bytes (see core/passthrough.ts). */
   get passThrough(): PassThrough | undefined {
     return this.plan;
@@ -166,6 +171,7 @@ export class Chain implements HoldKeeper {
       warn: this.warn,
       emit: (batch) => this.serial(() => this.emitBatch(batch)),
       sink: (stream) => this.sink(stream),
+      decoder: this.parts.decoder,
       reportError: (record) => {
         // Input-side errors (over-long lines, bad encoding) are frames that came in.
         this.counters.in++;

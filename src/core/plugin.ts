@@ -64,6 +64,8 @@ export interface InputContext extends PluginContext {
    * whether frames pass through as bytes or are decoded (core/passthrough.ts).
    */
   sink(stream: StreamOptions): FrameSink;
+  /** The decoder frames go to, for an input whose framing depends on it (ZeroMQ splits batched JSON frames at LF). */
+  readonly decoder?: Codec;
 }
 
 export interface Input {
@@ -98,6 +100,8 @@ export interface Output {
   settled?(): void | Promise<void>;
   /** Delivers whatever is queued, then releases resources. Throws RuntimeError on loss. */
   close(): Promise<void>;
+  /** Counts of its own for the --stats line, such as `endpoints=tcp://a:1=123,tcp://b:2=456`. */
+  stats?(): string | undefined;
 }
 
 export interface FilterContext extends PluginContext {

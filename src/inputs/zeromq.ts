@@ -1,11 +1,13 @@
 import { fatal } from '../core/errors.js';
-import { defineInput, type Input, type InputContext } from '../core/plugin.js';
+import { defineInput, type Codec, type Input, type InputContext } from '../core/plugin.js';
 import { attach, checkEndpoints, endpointError, endpointOptions, loadZeroMQ, type ZeroMQ } from '../io/zeromq.js';
 
 const LABEL = 'zeromq input';
 
 /** Messages handed to the chain at once: what is already there is read without a wait per message. */
 const BATCH_LIMIT = 512;
+
+const LF = 10;
 
 /** Longest run of receives between two checks that a message is ready. */
 const READ_RUN = 32;
@@ -20,6 +22,9 @@ export default defineInput({
       'A multi-part message yields its last part as the frame (the first parts are the topic). A message that is not valid UTF-8 goes to the error output.',
     'On SIGINT or SIGTERM the input stops taking new messages (a bound socket unbinds first), hands on everything ZeroMQ had already received on this side, ' +
       'and the chain drains. Messages a peer had queued for this input but not yet sent stay with that peer, or are dropped by it, as ZeroMQ does.',
+    'A frame that holds several messages separated by LF (what a ZeroMQ output with batch sends) is split into its messages: by default with the JSON decoder, ' +
+      'whose frames hold no raw LF otherwise, and not with Null, where a LF may be part of a message (split_lines: true asks for it). ' +
+      'socket_hwm then counts frames: a receiver of batches of 256 queues up to 256 times socket_hwm messages, so lower it to bound memory.',
   ].join('\n\n'),
   examples: [
     'message-passing --input ZeroMQ --input_options \'{socket_bind: "tcp://*:5552"}\' --output STDOUT',
@@ -38,6 +43,11 @@ export default defineInput({
       type: 'strings',
       default: [''],
       description: 'SUB only: prefixes of the messages (or of their topic part) to receive; "" (the default) receives everything.',
+    },
+    split_lines: {
+      type: 'boolean',
+      description:
+        'Split each frame at LF into several messages (a ZeroMQ output with batch sends them so; empty parts are skipped). Default: true with a text decoder such as JSON, false with Null.',
     },
   },
   check(options) {
@@ -64,22 +74,36 @@ export default defineInput({
     await attach(socket, options).catch((error: unknown) => {
       throw fatal(LABEL, error);
     });
-    return new ZeroMQInput(socket, options.socket_bind ?? [], (options.socket_hwm || 10000) * (options.connect?.length ?? 1), context);
+    const split = options.split_lines ?? splitsByDefault(context.decoder);
+    return new ZeroMQInput(socket, options.socket_bind ?? [], (options.socket_hwm || 10000) * (options.connect?.length ?? 1), split, context);
   },
 });
 
+/**
+ * A text decoder other than Null reads one value per line (JSON: a raw LF can
+ * only separate values), so a frame with LFs holds several messages; with Null
+ * a LF may be part of one, and with a binary decoder (Pickle) any byte may be.
+ */
+function splitsByDefault(decoder: Codec | undefined): boolean {
+  return decoder !== undefined && decoder.form === 'text' && decoder.identity !== true;
+}
+
 class ZeroMQInput implements Input {
-  /** Number of the next message received (1-based), for error records and the chain. */
+  /** Number of the next message (1-based), for error records and the chain: a frame split in N takes N numbers. */
   private frameNumber = 1;
-  /** The frame (last part) of each message received and not yet handed on. */
+  /** ZeroMQ messages received, split or not. */
+  private framesReceived = 0;
+  /** The frame (last part) of each message received and not yet handed on, or its parts between LFs. */
   private received: Buffer[] = [];
   private failure: unknown;
 
   constructor(
     private readonly socket: PullSocket | SubSocket,
     private readonly bound: readonly string[],
-    /** At most this many queued messages are still read after a stop, when new ones may keep coming. */
+    /** At most this many queued ZeroMQ messages are still read after a stop, when new ones may keep coming. */
     private readonly drainLimit: number,
+    /** Frames are split at LF into messages. */
+    private readonly split: boolean,
     private readonly context: InputContext,
   ) {}
 
@@ -136,33 +160,36 @@ class ZeroMQInput implements Input {
       limit = Infinity;
     }
     while (limit > 0 && socket.readable) {
-      const before = this.received.length;
-      await this.readQueued(Math.min(BATCH_LIMIT, limit));
-      limit -= this.received.length - before;
+      const before = this.framesReceived;
+      await this.readQueued(BATCH_LIMIT, limit);
+      limit -= this.framesReceived - before;
       const wait = this.emitBatch();
       if (wait) await wait;
     }
   }
 
   /**
-   * Reads the messages ZeroMQ has ready, up to a batch of `limit`, without
-   * waiting for more. Asking whether a message is ready costs two system
-   * calls, so it is asked once per run of receives, runs growing from 1 to
-   * READ_RUN; a receive that finds nothing just fails with EAGAIN.
+   * Reads the messages ZeroMQ has ready, up to a batch of `limit` messages
+   * (and at most `frames` ZeroMQ messages), without waiting for more. Asking
+   * whether a message is ready costs two system calls, so it is asked once
+   * per run of receives, runs growing from 1 to READ_RUN while each frame is
+   * one message; a receive that finds nothing just fails with EAGAIN.
    */
-  private readQueued(limit: number): Promise<void> | undefined {
+  private async readQueued(limit: number, frames = Infinity): Promise<void> {
     const { socket } = this;
-    let last: Promise<void> | undefined;
     let run = 1;
-    // Each receive() settles at once here; their callbacks run in order, so awaiting the last awaits them all.
-    for (let count = this.received.length; count < limit && socket.readable; ) {
-      const end = Math.min(limit, count + run);
-      for (; count < end; count++) last = socket.receive().then(this.take, this.receiveFailed);
-      if (run < READ_RUN) run *= 2;
-    }
-    return last?.then(() => {
+    const lastFrame = this.framesReceived + frames;
+    while (this.received.length < limit && this.framesReceived < lastFrame && socket.readable) {
+      const before = this.received.length;
+      const count = Math.min(run, limit - before, lastFrame - this.framesReceived);
+      let last: Promise<void> | undefined;
+      // Each receive() settles at once here; their callbacks run in order, so awaiting the last awaits them all.
+      for (let i = 0; i < count; i++) last = socket.receive().then(this.take, this.receiveFailed);
+      await last;
       if (this.failure !== undefined) throw this.failure;
-    });
+      // Frames that held several messages (batches): one at a time, so that a batch handed on stays near `limit`.
+      run = this.received.length - before > count ? 1 : Math.min(run * 2, READ_RUN);
+    }
   }
 
   private readonly receiveFailed = (error: unknown): void => {
@@ -171,8 +198,24 @@ class ZeroMQInput implements Input {
   };
 
   private readonly take = (parts: Buffer[]): void => {
+    const frame = parts[parts.length - 1]!;
+    this.framesReceived++;
+    if (this.split) {
+      let cut = frame.indexOf(LF);
+      if (cut >= 0) {
+        for (let start = 0; ; cut = frame.indexOf(LF, start)) {
+          const end = cut < 0 ? frame.length : cut;
+          if (end > start) {
+            this.received.push(frame.subarray(start, end));
+            this.frameNumber++;
+          }
+          if (cut < 0) return;
+          start = cut + 1;
+        }
+      }
+    }
     this.frameNumber++;
-    this.received.push(parts[parts.length - 1]!);
+    this.received.push(frame);
   };
 
   private emitBatch(): void | Promise<void> {

@@ -1,11 +1,14 @@
-import { RuntimeError, describe, fatal } from '../core/errors.js';
-import { defineOutput, type Output, type OutputContext } from '../core/plugin.js';
+import { RuntimeError, UsageError, describe, fatal, frameCopy } from '../core/errors.js';
+import { validateOptions, type OptionsOf } from '../core/options.js';
+import { defineOutput, type Message, type Output, type OutputContext } from '../core/plugin.js';
+import { fieldValue } from '../core/time.js';
+import { partitionOf } from '../io/partition.js';
 import { attach, checkEndpoints, endpointList, endpointOptions, loadZeroMQ, plural, type ZeroMQ } from '../io/zeromq.js';
 
 const LABEL = 'zeromq output';
 
 /**
- * Messages write() takes ahead of the socket before it makes the chain wait.
+ * Messages write() takes ahead of a socket before it makes the chain wait.
  * Small, so memory stays bounded, but above one batch so that the last batch
  * before end of input is accepted and close() can count what is left.
  */
@@ -17,29 +20,72 @@ const SUBSCRIPTION_POLL_MS = 3;
 /** libzmq ends a socket that ran out of linger at the deadline; ending this close to it means it probably did. */
 const LINGER_TOLERANCE_MS = 20;
 
+/**
+ * A no_drop PUB at its high-water mark fails the send (EAGAIN) and never says
+ * when a subscriber has made room (libzmq reports an XPUB always writable), so
+ * it tries again after this long. A subscriber frees half its queue before
+ * the PUB may send again, so waiting 1 ms costs no throughput.
+ */
+const NO_DROP_RETRY_MS = 1;
+
+/** Keys placed by partition_by remembered at once: a key seen again skips the hash. */
+const PLACEMENT_CACHE = 4096;
+
+const LF = 10;
+
 /** One message's bytes: text from the encoder, or raw bytes that are not UTF-8. */
 type Frame = string | Buffer;
 
 type PushSocket = InstanceType<ZeroMQ['Push']>;
 type PubSocket = InstanceType<ZeroMQ['XPublisher']>;
+type Socket = PushSocket | PubSocket;
+
+const batchSchema = {
+  max_messages: { type: 'integer', min: 1, default: 256, description: 'Most messages in one frame.' },
+  max_bytes: { type: 'size', min: 1, default: '256KiB', description: 'Largest frame; a message larger than this alone goes in a frame of its own.' },
+  max_delay: { type: 'duration', default: '5ms', description: 'Longest a message waits for a frame to fill.' },
+} as const;
+
+type BatchSettings = OptionsOf<typeof batchSchema>;
+
+/** The batch option as settings (true: the defaults), or nothing when off; throws UsageError when malformed. */
+function batchSettings(value: unknown): BatchSettings | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return validateOptions('batch', batchSchema, {});
+  return validateOptions('batch', batchSchema, value);
+}
 
 export default defineOutput({
   summary: 'Send each message as one ZeroMQ message on a PUB or PUSH socket.',
   description: [
     'PUB (the default) fans every message out to all connected subscribers; a subscriber that falls more than socket_hwm messages behind loses messages, by design. ' +
       'Before its first message a PUB waits, up to subscribe_delay seconds, until its peers have subscribed (one per connect endpoint, or the first one when it binds), ' +
-      'so that a one-liner such as `echo \'{"a":1}\' | message-passing --output ZeroMQ ...` does not lose its message to the "slow joiner" race.',
+      'so that a one-liner such as `echo \'{"a":1}\' | message-passing --output ZeroMQ ...` does not lose its message to the "slow joiner" race. ' +
+      'With no_drop: true a PUB loses nothing instead: at a subscriber\'s high-water mark the chain waits for the slowest connected subscriber (ZMQ_XPUB_NODROP), ' +
+      'so the whole fan-out goes at the pace of the slowest, and one subscriber that stops reading stops it; messages published while nobody is subscribed still go to nobody.',
     'PUSH hands each message to one peer, round robin, and never drops: with no peer connected, or every peer socket_hwm messages behind, the chain waits, ' +
       'so the input slows down instead of memory growing. A PUSH queues messages only for peers that are connected (ZMQ_IMMEDIATE), never for one that is absent.',
+    'partition_by (PUSH only) sends all messages with the same key to the same endpoint, in order: one PUSH socket per endpoint of connect or socket_bind, ' +
+      'the endpoint chosen by jump consistent hash (Lamping and Veach) of the 64-bit FNV-1a hash of the key\'s UTF-8 text ' +
+      '(the field\'s value: a string as it is, anything else as JSON; several fields joined by NUL characters), over the list in the order given. ' +
+      'Placement depends only on the key and the number of endpoints, so every producer given the same list agrees, and adding an endpoint at the end moves about 1/N of the keys (all to the new one). ' +
+      'An endpoint without a peer is not skipped: its messages wait, and once socket_hwm of them are queued the chain waits, so a dead worker stops the stream until it is back. ' +
+      'A message without the key goes to the error output, or with partition_missing "first" to the first endpoint. --stats shows the messages sent to each endpoint.',
+    'batch sends several messages in one ZeroMQ frame, separated by LF (a frame is sent when it holds max_messages messages or max_bytes bytes, or max_delay after its first message, and at once at the end). ' +
+      'It cuts the per-message cost of ZeroMQ several times over; a ZeroMQ input splits such frames back into messages by itself with the JSON decoder (split_lines). ' +
+      'A message that holds a LF itself cannot go in a batch and goes to the error output. Off by default: Perl and other ZeroMQ peers expect one message per frame. ' +
+      'socket_hwm still counts messages: the socket queues socket_hwm / max_messages frames.',
     'At the end, the output waits up to `linger` milliseconds for its messages to go out, and does not exit before ZeroMQ has handed them to the network. ' +
-      'A PUSH that cannot deliver within linger prints the number of messages left behind on stderr and exits with status 1 (with no peer at all, the count is exact). ' +
+      'A PUSH that cannot deliver within linger prints the number of messages left behind on stderr (per endpoint with partition_by) and exits with status 1 (with no peer at all, the count is exact). ' +
       'What ZeroMQ cannot tell: how many messages it still held for a connected but slow peer when linger ran out (the program then says that some were dropped, ' +
       'without a count), nor how many it had queued for a peer that disconnected during the run (those are lost without notice, as with any ZeroMQ PUSH).',
   ].join('\n\n'),
   examples: [
     'echo \'{"a":1}\' | message-passing --output ZeroMQ --output_options \'{connect: "tcp://127.0.0.1:5552"}\'',
     'message-passing --input ZeroMQ --input_options \'{socket_bind: "tcp://*:5552"}\' --output ZeroMQ --output_options \'{socket_bind: "tcp://*:5553", socket_type: "PUSH"}\'',
-    'message-passing --output ZeroMQ --output_options \'{socket_bind: "tcp://*:5554", topic: "logs"}\'',
+    'message-passing --output ZeroMQ --output_options \'{socket_bind: "tcp://*:5554", topic: "logs", no_drop: true}\'',
+    'message-passing --input File --input_options \'{filename: "logs/*.log", follow: true, origin: "origin"}\' --output ZeroMQ --output_options \'{connect: ["tcp://worker-1:5555", "tcp://worker-2:5555"], socket_type: "PUSH", partition_by: "origin.file"}\'',
+    'message-passing --output ZeroMQ --output_options \'{connect: "tcp://127.0.0.1:5555", socket_type: "PUSH", batch: {max_messages: 256, max_delay: "5ms"}}\'',
   ],
   options: {
     ...endpointOptions,
@@ -47,7 +93,7 @@ export default defineOutput({
       type: 'string',
       choices: ['PUB', 'PUSH'],
       default: 'PUB',
-      description: 'PUB sends every message to every subscriber (lossy past socket_hwm); PUSH sends each message to one peer and waits rather than drop.',
+      description: 'PUB sends every message to every subscriber (lossy past socket_hwm unless no_drop); PUSH sends each message to one peer and waits rather than drop.',
     },
     linger: {
       type: 'integer',
@@ -66,12 +112,47 @@ export default defineOutput({
       default: 1,
       description: 'PUB only: longest wait, in seconds, for subscribers before the first message; the wait ends as soon as they have subscribed.',
     },
+    no_drop: {
+      type: 'boolean',
+      default: false,
+      description: 'PUB only: wait for the slowest connected subscriber instead of dropping its messages past socket_hwm (backpressure to the input).',
+    },
+    partition_by: {
+      type: 'strings',
+      description:
+        'PUSH only: a field (dotted path) or a list of them whose values choose the endpoint: one socket per endpoint, the same key always to the same endpoint, in order (jump consistent hash).',
+      example: '"origin.file"',
+    },
+    partition_missing: {
+      type: 'string',
+      choices: ['error', 'first'],
+      default: 'error',
+      description: 'With partition_by, where a message without the key goes: "error" (the error output) or "first" (the first endpoint).',
+    },
+    batch: {
+      type: 'any',
+      description:
+        'Several messages per ZeroMQ frame, separated by LF: true, or {max_messages: 256, max_bytes: "256KiB", max_delay: "5ms"} (those are the defaults). The receiving ZeroMQ input must split frames (split_lines).',
+      example: '{max_messages: 256, max_delay: "5ms"}',
+    },
   },
   check(options) {
     const problem = checkEndpoints(options);
     if (problem) return problem;
-    if (options.socket_type === 'PUSH' && options.topic !== undefined) {
+    const push = options.socket_type === 'PUSH';
+    if (push && options.topic !== undefined) {
       return 'topic applies to PUB sockets only (a PUSH peer has no subscription to match it); drop topic or use socket_type "PUB"';
+    }
+    if (push && options.no_drop) return 'no_drop applies to PUB sockets only (a PUSH never drops: it waits for a peer)';
+    if (options.partition_by !== undefined && !push) {
+      return 'partition_by needs socket_type "PUSH" (a PUB sends every message to every subscriber)';
+    }
+    if (options.partition_by?.some((field) => field === '')) return 'partition_by names a field with an empty name';
+    try {
+      batchSettings(options.batch);
+    } catch (error) {
+      if (error instanceof UsageError) return error.message.replace(/^batch: options must be an object/, 'batch must be true, false or an object');
+      throw error;
     }
     return undefined;
   },
@@ -79,112 +160,152 @@ export default defineOutput({
     const zmq = await loadZeroMQ().catch((error: unknown) => {
       throw fatal(LABEL, error);
     });
-    let socket: PushSocket | PubSocket;
-    if (options.socket_type === 'PUSH') {
-      // linger is set for real by close(); until then an abrupt exit must not hang on queued messages.
-      socket = new zmq.Push({ sendHighWaterMark: options.socket_hwm, immediate: true, linger: 0 });
-    } else {
+    const batch = batchSettings(options.batch);
+    const push = options.socket_type === 'PUSH';
+    // With batches the socket queues frames: socket_hwm stays a number of messages.
+    const hwm = batch && options.socket_hwm > 0 ? Math.max(1, Math.ceil(options.socket_hwm / batch.max_messages)) : options.socket_hwm;
+    const open = (): Socket => {
+      if (push) {
+        // linger is set for real by close(); until then an abrupt exit must not hang on queued messages.
+        return new zmq.Push({ sendHighWaterMark: hwm, immediate: true, linger: 0 });
+      }
       // An XPUB is a PUB that also shows the subscriptions arriving: that is how the first send waits for its subscribers.
-      socket = new zmq.XPublisher({ sendHighWaterMark: options.socket_hwm, linger: 0 });
+      const socket = new zmq.XPublisher({ sendHighWaterMark: hwm, linger: 0, noDrop: options.no_drop });
       socket.verbosity = 'allSubs';
-    }
-    // Eager sends never wait: a send either queues at once or fails, so write() can send a batch without a promise turn per message.
-    socket.sendTimeout = 0;
-    // The monitor reports 'end' once libzmq has delivered what it held at close, or linger ran out.
-    const events = socket.events;
-    const socketGone = new Promise<number>((resolve) => events.on('end', () => resolve(Date.now())));
-    // Peers that completed the ZeroMQ handshake and are still there: what an error at the end can say.
-    const peers = { connected: 0 };
-    events.on('handshake', () => peers.connected++);
-    events.on('disconnect', () => (peers.connected = Math.max(0, peers.connected - 1)));
-    await attach(socket, options).catch((error: unknown) => {
-      throw fatal(LABEL, error);
-    });
-    const subscribersWanted = options.connect ? options.connect.length : 1;
-    return new ZeroMQOutput(socket, {
-      linger: options.linger,
+      return socket;
+    };
+    const laneSettings = (endpoints: string, subscribersWanted: number): LaneSettings => ({
+      endpoints,
+      push,
+      noDrop: options.no_drop,
       topic: options.topic,
-      endpoints: endpointList(options),
-      push: options.socket_type === 'PUSH',
+      batch,
       subscribersWanted,
       subscribeDelayMs: options.subscribe_delay * 1000,
-    }, socketGone, peers, context);
+    });
+    const output = new ZeroMQOutput(
+      { linger: options.linger, partitionBy: options.partition_by, missingToFirst: options.partition_missing === 'first', backlogLimit: Math.max(BACKLOG_LIMIT, 2 * (batch?.max_messages ?? 0)) },
+      context,
+    );
+    try {
+      if (options.partition_by) {
+        // One socket per endpoint: ZeroMQ would deal messages to its peers round robin.
+        const bind = options.socket_bind !== undefined;
+        for (const endpoint of options.connect ?? options.socket_bind ?? []) {
+          const socket = open();
+          const lane = output.addLane(socket, laneSettings(endpoint, 1));
+          await attach(socket, bind ? { socket_bind: [endpoint] } : { connect: [endpoint] });
+          lane.start();
+        }
+      } else {
+        const socket = open();
+        const lane = output.addLane(socket, laneSettings(endpointList(options), options.connect ? options.connect.length : 1));
+        await attach(socket, options);
+        lane.start();
+      }
+    } catch (error) {
+      output.abandon();
+      throw fatal(LABEL, error);
+    }
+    return output;
   },
 });
 
-interface Settings {
+interface OutputSettings {
   linger: number;
-  topic: string | undefined;
+  partitionBy: readonly string[] | undefined;
+  missingToFirst: boolean;
+  backlogLimit: number;
+}
+
+interface LaneSettings {
+  /** The endpoint, or the endpoints of one socket, for messages and --stats. */
   endpoints: string;
   push: boolean;
+  noDrop: boolean;
+  topic: string | undefined;
+  batch: BatchSettings | undefined;
   subscribersWanted: number;
   subscribeDelayMs: number;
 }
 
+/** What a lane tells its output: progress (room, idle), a failure, a message it refuses. */
+interface LaneOwner {
+  changed(): void;
+  failed(error: Error): void;
+  readonly context: OutputContext;
+}
+
+/** How one socket ended: what close() reports. */
+interface LaneEnd {
+  endpoints: string;
+  undelivered: number;
+  peers: number;
+  lingerRanOut: boolean;
+}
+
 class ZeroMQOutput implements Output {
-  /** Batches accepted by write() and not yet handed to the socket, oldest first; `next` is the first unsent frame of backlog[0]. */
-  private backlog: Frame[][] = [];
-  private next = 0;
-  private backlogSize = 0;
-  /** Frames whose eager send failed after all (a peer went away in between); they go out first. */
-  private retry: Frame[] = [];
-  /** A send is waiting for the socket to take a message (no peer, or the high-water mark reached). */
-  private inFlight = false;
-  private pumping: Promise<void> | undefined;
+  readonly passThrough: 'frames' | undefined;
+  private readonly lanes: Lane[] = [];
   private roomWaiter: (() => void) | undefined;
+  private settledWaiters: Array<() => void> = [];
   private failure: Error | undefined;
   private closed = false;
   /** Once the chain must stop, write() no longer waits for room: close() counts what is left. */
   private stopped = false;
-  private ready: boolean;
-  private readonly whenReady: Promise<void>;
-  private subscriptions = 0;
   private unwatchStop: (() => void) | undefined;
-  /** settled() calls waiting for the backlog to reach ZeroMQ. */
-  private settledWaiters: Array<() => void> = [];
+  private readonly placements = new Map<string, number>();
 
   constructor(
-    private readonly socket: PushSocket | PubSocket,
-    private readonly settings: Settings,
-    /** Resolves, with the time, once libzmq has let go of the closed socket. */
-    private readonly socketGone: Promise<number>,
-    private readonly peers: { readonly connected: number },
+    private readonly settings: OutputSettings,
     private readonly context: OutputContext,
   ) {
-    if (settings.push) {
-      this.ready = true;
-      this.whenReady = Promise.resolve();
-    } else {
-      this.ready = false;
-      this.whenReady = this.waitForSubscribers(socket as PubSocket);
-    }
+    // Unencoded frames may come straight from the input, each one ZeroMQ message; partition_by must read the messages.
+    this.passThrough = settings.partitionBy ? undefined : 'frames';
   }
 
-  /** Unencoded frames may come straight from the input: each is one ZeroMQ message. */
-  readonly passThrough = 'frames';
+  addLane(socket: Socket, settings: LaneSettings): Lane {
+    const owner: LaneOwner = { changed: this.changed, failed: this.laneFailed, context: this.context };
+    const lane = settings.batch || settings.noDrop ? new OrderedLane(socket, settings, owner) : new EagerLane(socket, settings, owner);
+    this.lanes.push(lane);
+    if (settings.batch && this.lanes.length === 1) {
+      // A stop sends a partial batch at once rather than after max_delay.
+      this.context.stopping.addEventListener('abort', () => this.lanes.forEach((l) => l.flushOpen()), { once: true });
+    }
+    return lane;
+  }
 
-  /** Resolves once every message written so far has been handed to ZeroMQ. */
+  /** Closes every socket opened so far, when setting up the next one failed. */
+  abandon(): void {
+    for (const lane of this.lanes) lane.abandon();
+  }
+
+  /** Messages sent to each endpoint, with partition_by, for --stats. */
+  stats(): string | undefined {
+    if (this.lanes.length < 2 && !this.settings.partitionBy) return undefined;
+    let text = `endpoints=${this.lanes.map((lane) => `${lane.endpoints}=${lane.sent}`).join(',')}`;
+    const waiting = this.lanes.filter((lane) => lane.waiting > 0);
+    if (waiting.length > 0) text += ` waiting=${waiting.map((lane) => `${lane.endpoints}=${lane.waiting}`).join(',')}`;
+    return text;
+  }
+
+  /** Resolves once every message written so far has been handed to ZeroMQ (a partial batch is sent now). */
   settled(): void | Promise<void> {
-    if (this.backlogSize === 0 && this.retry.length === 0 && !this.inFlight) return;
+    for (const lane of this.lanes) lane.flushOpen();
+    if (this.allIdle()) return;
     return new Promise<void>((resolve) => this.settledWaiters.push(resolve));
   }
 
-  write(frames: readonly Frame[]): void | Promise<void> {
+  write(frames: readonly Frame[], messages: readonly Message[]): void | Promise<void> {
     if (this.failure) throw this.failure;
     if (this.closed) throw new RuntimeError(`${LABEL}: write after close`);
-    let from = 0;
-    if (this.ready && this.backlogSize === 0 && this.retry.length === 0 && !this.inFlight) {
-      from = this.sendEagerly(frames, 0);
-      if (from === frames.length) return;
-    }
-    this.backlog.push(from === 0 ? (frames as Frame[]) : frames.slice(from));
-    this.backlogSize += frames.length - from;
-    this.pumping ??= this.pump();
-    if (this.backlogSize <= BACKLOG_LIMIT || this.stopped) return;
+    if (this.settings.partitionBy) this.route(frames, messages, this.settings.partitionBy);
+    else this.lanes[0]!.accept(frames);
+    if (this.stopped || this.hasRoom()) return;
     // Watched from the first wait on, when the program's own signal handlers are in place.
     this.unwatchStop ??= watchStop(this.context, () => {
       this.stopped = true;
-      this.wakeWriter();
+      this.changed();
     });
     return new Promise<void>((resolve) => {
       this.roomWaiter = resolve;
@@ -193,129 +314,215 @@ class ZeroMQOutput implements Output {
     });
   }
 
+  /** Hands each message to the lane of its key's endpoint; each lane keeps the order it was given. */
+  private route(frames: readonly Frame[], messages: readonly Message[], fields: readonly string[]): void {
+    const count = this.lanes.length;
+    const perLane: Frame[][] = this.lanes.map(() => []);
+    for (let i = 0; i < frames.length; i++) {
+      const key = keyOf(messages[i], fields);
+      let lane: number;
+      if (typeof key === 'string') {
+        let placed = this.placements.get(key);
+        if (placed === undefined) {
+          placed = partitionOf(key, count);
+          if (this.placements.size >= PLACEMENT_CACHE) this.placements.clear();
+          this.placements.set(key, placed);
+        }
+        lane = placed;
+      } else if (this.settings.missingToFirst) {
+        lane = 0;
+      } else {
+        this.context.reportError({
+          error: 'output',
+          reason: `field '${key.missing}' missing for partition_by`,
+          source: 'output:zeromq',
+          ...frameCopy(frames[i]!),
+        });
+        continue;
+      }
+      perLane[lane]!.push(frames[i]!);
+    }
+    for (let lane = 0; lane < count; lane++) if (perLane[lane]!.length > 0) this.lanes[lane]!.accept(perLane[lane]!);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.unwatchStop?.();
-    // With messages to send, a PUB first waits for its subscribers (bounded by subscribe_delay); linger counts from here.
-    if (this.pumping && !this.ready) await this.whenReady;
-    const { linger, push, endpoints } = this.settings;
-    const deadline = linger < 0 ? Infinity : Date.now() + linger;
-    if (this.pumping) await withTimeout(this.pumping, linger);
-    const undelivered = this.backlogSize + this.retry.length + (this.inFlight ? 1 : 0);
+    const { linger } = this.settings;
+    const ends = await Promise.all(this.lanes.map((lane) => lane.close(linger)));
     this.closed = true;
-    const remaining = linger < 0 ? -1 : undelivered > 0 ? 0 : Math.max(0, deadline - Date.now());
-    this.socket.linger = remaining;
-    const closedAt = Date.now();
-    // Closing rejects a send still waiting; pump() sees `closed` and leaves it to the count below.
-    this.socket.close();
-    this.wakeWriter();
-    // The process may exit right after this returns, which would drop what libzmq still holds: wait until it lets go.
-    const goneAt = (await withTimeout(this.socketGone, remaining < 0 ? -1 : remaining + 1000)) ?? Date.now();
-    const lingerRanOut = remaining > 0 && goneAt - closedAt >= remaining - Math.min(LINGER_TOLERANCE_MS, remaining / 2);
+    this.changed();
     if (this.failure) throw this.failure;
-    if (undelivered > 0) {
+    const kind = this.lanes[0]?.push ? 'PUSH' : 'PUB';
+    const left = ends.filter((end) => end.undelivered > 0);
+    const ranOut = ends.filter((end) => end.lingerRanOut && this.lanes[0]?.waitsForPeers);
+    if (left.length > 0 && ends.length === 1) {
+      const [end] = left as [LaneEnd];
       const why =
-        this.peers.connected === 0
-          ? `no peer is connected to the ${push ? 'PUSH' : 'PUB'} socket (${endpoints}); start the receiving side first, or raise linger`
-          : `the peers of the ${push ? 'PUSH' : 'PUB'} socket (${endpoints}) did not take them in time; raise linger`;
-      throw new RuntimeError(`${LABEL}: ${plural(undelivered, 'message')} could not be delivered within linger (${linger} ms): ${why}`);
+        end.peers === 0
+          ? `no peer is connected to the ${kind} socket (${end.endpoints}); start the receiving side first, or raise linger`
+          : `the peers of the ${kind} socket (${end.endpoints}) did not take them in time; raise linger`;
+      throw new RuntimeError(`${LABEL}: ${plural(end.undelivered, 'message')} could not be delivered within linger (${linger} ms): ${why}`);
     }
-    if (push && lingerRanOut) {
+    if (left.length > 0) {
+      const total = left.reduce((sum, end) => sum + end.undelivered, 0);
+      const each = left.map((end) => `${end.undelivered} for ${end.endpoints} (${end.peers === 0 ? 'no peer connected' : 'its peer did not take them in time'})`);
+      const dropped = ranOut.length > 0 ? `; ZeroMQ also dropped messages it still held for ${ranOut.map((end) => end.endpoints).join(', ')} without a count` : '';
       throw new RuntimeError(
-        `${LABEL}: linger (${linger} ms) ran out while ZeroMQ still held messages for a slow peer of the PUSH socket (${endpoints}); ` +
+        `${LABEL}: ${plural(total, 'message')} could not be delivered within linger (${linger} ms): ${each.join(', ')}${dropped}; start the missing receivers, or raise linger`,
+      );
+    }
+    if (ranOut.length > 0) {
+      throw new RuntimeError(
+        `${LABEL}: linger (${linger} ms) ran out while ZeroMQ still held messages for a slow peer of the ${kind} socket (${ranOut.map((end) => end.endpoints).join(', ')}); ` +
           'ZeroMQ dropped them without saying how many; raise linger',
       );
     }
   }
 
-  /** Sends from `frames[from]` while the socket takes messages at once; returns the index of the first frame not sent. */
-  private sendEagerly(frames: readonly Frame[], from: number): number {
-    const { socket } = this;
-    const { topic, push } = this.settings;
-    let i = from;
-    for (; i < frames.length; i++) {
-      // A PUB always takes a message (it drops past the high-water mark), so only a PUSH asks, which costs two system calls.
-      if (push && !socket.writable) break;
-      const frame = frames[i]!;
-      // Writable means the send queues at once; it can still fail if a peer went away in between.
-      socket.send(topic === undefined ? frame : [topic, frame]).catch(() => this.requeue(frame));
-    }
-    return i;
+  private hasRoom(): boolean {
+    const limit = this.settings.backlogLimit;
+    for (const lane of this.lanes) if (lane.waiting > limit) return false;
+    return true;
   }
 
-  private requeue(frame: Frame): void {
-    if (this.closed) return;
-    this.retry.push(frame);
-    this.pumping ??= this.pump();
+  private allIdle(): boolean {
+    for (const lane of this.lanes) if (!lane.idle) return false;
+    return true;
   }
 
-  /** Moves the backlog into the socket, waiting for it whenever it cannot take more. */
-  private async pump(): Promise<void> {
-    try {
-      await this.whenReady;
-      for (;;) {
-        this.flushBacklog();
-        if (this.closed || (this.backlogSize === 0 && this.retry.length === 0)) break;
-        const frame = this.retry.length > 0 ? this.retry.shift()! : this.takeOne();
-        this.inFlight = true;
-        this.socket.sendTimeout = -1;
-        try {
-          await this.socket.send(this.settings.topic === undefined ? frame : [this.settings.topic, frame]);
-        } finally {
-          this.inFlight = false;
-          if (!this.closed) this.socket.sendTimeout = 0;
-        }
-      }
-    } catch (error) {
-      if (!this.closed) this.failure = new RuntimeError(`${LABEL}: cannot send on ${this.settings.endpoints}: ${describe(error)}`);
-    } finally {
-      this.pumping = undefined;
-      this.wakeWriter();
+  /** A lane made progress (or stopped): wake a write waiting for room and settled() calls waiting for idle. */
+  private readonly changed = (): void => {
+    const finished = this.closed || this.failure !== undefined;
+    if (this.roomWaiter && (finished || this.stopped || this.hasRoom())) {
+      const wake = this.roomWaiter;
+      this.roomWaiter = undefined;
+      wake();
     }
-  }
-
-  /** Sends retries, then backlog batches, as far as the socket takes them at once. */
-  private flushBacklog(): void {
-    while (this.retry.length > 0 && this.socket.writable) {
-      const frame = this.retry.shift()!;
-      const { topic } = this.settings;
-      this.socket.send(topic === undefined ? frame : [topic, frame]).catch(() => this.requeue(frame));
-    }
-    if (this.retry.length > 0) return;
-    while (this.backlog.length > 0) {
-      const batch = this.backlog[0]!;
-      const sentTo = this.sendEagerly(batch, this.next);
-      this.backlogSize -= sentTo - this.next;
-      if (sentTo < batch.length) {
-        this.next = sentTo;
-        break;
-      }
-      this.backlog.shift();
-      this.next = 0;
-    }
-    if (this.backlogSize <= BACKLOG_LIMIT) this.wakeWriter();
-  }
-
-  private takeOne(): Frame {
-    const batch = this.backlog[0]!;
-    const frame = batch[this.next++]!;
-    this.backlogSize--;
-    if (this.next === batch.length) {
-      this.backlog.shift();
-      this.next = 0;
-    }
-    return frame;
-  }
-
-  private wakeWriter(): void {
-    const wake = this.roomWaiter;
-    this.roomWaiter = undefined;
-    wake?.();
-    if (this.settledWaiters.length > 0 && ((this.backlogSize === 0 && this.retry.length === 0 && !this.inFlight) || this.closed || this.failure)) {
+    if (this.settledWaiters.length > 0 && (finished || this.allIdle())) {
       const waiters = this.settledWaiters;
       this.settledWaiters = [];
       for (const resolve of waiters) resolve();
     }
+  };
+
+  private readonly laneFailed = (error: Error): void => {
+    this.failure ??= error;
+    this.changed();
+  };
+}
+
+/** The key of `message` for partition_by, or the first field it lacks. */
+function keyOf(message: Message, fields: readonly string[]): string | { missing: string } {
+  let key = '';
+  for (let i = 0; i < fields.length; i++) {
+    const value = fieldValue(message, fields[i]!);
+    if (value === undefined) return { missing: fields[i]! };
+    const text = typeof value === 'string' ? value : textOf(value);
+    key = i === 0 ? text : `${key}\u0000${text}`;
+  }
+  return key;
+}
+
+function textOf(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    // A BigInt (a decoder that makes them) or a cycle.
+    return String(value);
+  }
+}
+
+/**
+ * One socket and the messages waiting for it. A PUB first waits for its
+ * subscribers; close() waits up to linger, then counts what is left.
+ */
+abstract class Lane {
+  /** Messages handed to ZeroMQ. */
+  sent = 0;
+  protected pumping: Promise<void> | undefined;
+  protected closed = false;
+  protected ready: boolean;
+  protected whenReady: Promise<void> = Promise.resolve();
+  private subscriptions = 0;
+  /** Resolves, with the time, once libzmq has let go of the closed socket. */
+  private readonly socketGone: Promise<number>;
+  /** Peers that completed the ZeroMQ handshake and are still there: what an error at the end can say. */
+  private peers = 0;
+
+  constructor(
+    protected readonly socket: Socket,
+    protected readonly settings: LaneSettings,
+    protected readonly owner: LaneOwner,
+  ) {
+    // Eager sends never wait: a send either queues at once or fails, so a batch goes without a promise turn per message.
+    socket.sendTimeout = 0;
+    // The monitor reports 'end' once libzmq has delivered what it held at close, or linger ran out.
+    const events = socket.events;
+    this.socketGone = new Promise<number>((resolve) => events.on('end', () => resolve(Date.now())));
+    events.on('handshake', () => this.peers++);
+    events.on('disconnect', () => (this.peers = Math.max(0, this.peers - 1)));
+    this.ready = settings.push;
+  }
+
+  get endpoints(): string {
+    return this.settings.endpoints;
+  }
+
+  get push(): boolean {
+    return this.settings.push;
+  }
+
+  /** Never drops: a PUSH, or a no_drop PUB. */
+  get waitsForPeers(): boolean {
+    return this.settings.push || this.settings.noDrop;
+  }
+
+  /** Once bound or connected: a PUB starts waiting for its subscribers. */
+  start(): void {
+    if (!this.settings.push) this.whenReady = this.waitForSubscribers(this.socket as PubSocket);
+  }
+
+  abandon(): void {
+    this.closed = true;
+    if (!this.socket.closed) this.socket.close();
+  }
+
+  /** Messages accepted and not yet handed to ZeroMQ (a send under way included). */
+  abstract get waiting(): number;
+
+  get idle(): boolean {
+    return this.waiting === 0;
+  }
+
+  /** Takes frames in order: sends what the socket takes now, keeps the rest. */
+  abstract accept(frames: readonly Frame[]): void;
+
+  /** Sends a partial batch now. */
+  flushOpen(): void {}
+
+  protected sendFailed(error: unknown): void {
+    if (!this.closed) this.owner.failed(new RuntimeError(`${LABEL}: cannot send on ${this.settings.endpoints}: ${describe(error)}`));
+  }
+
+  async close(linger: number): Promise<LaneEnd> {
+    this.flushOpen();
+    // With messages to send, a PUB first waits for its subscribers (bounded by subscribe_delay); linger counts from here.
+    if (this.pumping && !this.ready) await this.whenReady;
+    const deadline = linger < 0 ? Infinity : Date.now() + linger;
+    if (this.pumping) await withTimeout(this.pumping, linger);
+    const undelivered = this.waiting;
+    this.closed = true;
+    const remaining = linger < 0 ? -1 : undelivered > 0 ? 0 : Math.max(0, deadline - Date.now());
+    this.socket.linger = remaining;
+    const closedAt = Date.now();
+    // Closing rejects a send still waiting; the pump sees `closed` and leaves it to the count above.
+    this.socket.close();
+    this.owner.changed();
+    // The process may exit right after this returns, which would drop what libzmq still holds: wait until it lets go.
+    const goneAt = (await withTimeout(this.socketGone, remaining < 0 ? -1 : remaining + 1000)) ?? Date.now();
+    const lingerRanOut = remaining > 0 && goneAt - closedAt >= remaining - Math.min(LINGER_TOLERANCE_MS, remaining / 2);
+    return { endpoints: this.settings.endpoints, undelivered, peers: this.peers, lingerRanOut };
   }
 
   /**
@@ -344,13 +551,260 @@ class ZeroMQOutput implements Output {
     }
     if (this.subscriptions === 0 && !this.closed) {
       // A PUB drops what nobody subscribed to: say so rather than lose it silently.
-      this.context.warn(
+      this.owner.context.warn(
         `${LABEL}: no subscriber on ${this.settings.endpoints} within subscribe_delay (${subscribeDelayMs / 1000} s); ` +
           'a PUB drops messages nobody subscribed to (start the SUB side first, or use socket_type "PUSH" to wait for a peer)',
       );
     }
     this.ready = true;
   }
+}
+
+/**
+ * One message per frame, sent without a promise turn per message: while the
+ * socket takes messages at once, a batch goes out in one synchronous loop.
+ */
+class EagerLane extends Lane {
+  /** Batches accepted and not yet handed to the socket, oldest first; `next` is the first unsent frame of backlog[0]. */
+  private backlog: Frame[][] = [];
+  private next = 0;
+  private backlogSize = 0;
+  /** Frames whose eager send failed after all (a peer went away in between); they go out first. */
+  private retry: Frame[] = [];
+  /** A send is waiting for the socket to take a message (no peer, or the high-water mark reached). */
+  private inFlight = false;
+
+  get waiting(): number {
+    return this.backlogSize + this.retry.length + (this.inFlight ? 1 : 0);
+  }
+
+  accept(frames: readonly Frame[]): void {
+    let from = 0;
+    if (this.ready && this.backlogSize === 0 && this.retry.length === 0 && !this.inFlight) {
+      from = this.sendEagerly(frames, 0);
+      if (from === frames.length) return;
+    }
+    this.backlog.push(from === 0 ? (frames as Frame[]) : frames.slice(from));
+    this.backlogSize += frames.length - from;
+    this.pumping ??= this.pump();
+  }
+
+  /** Sends from `frames[from]` while the socket takes messages at once; returns the index of the first frame not sent. */
+  private sendEagerly(frames: readonly Frame[], from: number): number {
+    const { socket } = this;
+    const { topic, push } = this.settings;
+    let i = from;
+    for (; i < frames.length; i++) {
+      // A PUB always takes a message (it drops past the high-water mark), so only a PUSH asks, which costs two system calls.
+      if (push && !socket.writable) break;
+      const frame = frames[i]!;
+      // Writable means the send queues at once; it can still fail if a peer went away in between.
+      socket.send(topic === undefined ? frame : [topic, frame]).catch(() => this.requeue(frame));
+    }
+    this.sent += i - from;
+    return i;
+  }
+
+  private requeue(frame: Frame): void {
+    if (this.closed) return;
+    this.sent--;
+    this.retry.push(frame);
+    this.pumping ??= this.pump();
+  }
+
+  /** Moves the backlog into the socket, waiting for it whenever it cannot take more. */
+  private async pump(): Promise<void> {
+    try {
+      await this.whenReady;
+      for (;;) {
+        this.flushBacklog();
+        if (this.closed || (this.backlogSize === 0 && this.retry.length === 0)) break;
+        const frame = this.retry.length > 0 ? this.retry.shift()! : this.takeOne();
+        this.inFlight = true;
+        this.socket.sendTimeout = -1;
+        try {
+          await this.socket.send(this.settings.topic === undefined ? frame : [this.settings.topic, frame]);
+          this.sent++;
+        } finally {
+          this.inFlight = false;
+          if (!this.closed) this.socket.sendTimeout = 0;
+        }
+      }
+    } catch (error) {
+      this.sendFailed(error);
+    } finally {
+      this.pumping = undefined;
+      this.owner.changed();
+    }
+  }
+
+  /** Sends retries, then backlog batches, as far as the socket takes them at once. */
+  private flushBacklog(): void {
+    while (this.retry.length > 0 && this.socket.writable) {
+      const frame = this.retry.shift()!;
+      const { topic } = this.settings;
+      this.sent++;
+      this.socket.send(topic === undefined ? frame : [topic, frame]).catch(() => this.requeue(frame));
+    }
+    if (this.retry.length > 0) return;
+    while (this.backlog.length > 0) {
+      const batch = this.backlog[0]!;
+      const sentTo = this.sendEagerly(batch, this.next);
+      this.backlogSize -= sentTo - this.next;
+      if (sentTo < batch.length) {
+        this.next = sentTo;
+        break;
+      }
+      this.backlog.shift();
+      this.next = 0;
+    }
+    this.owner.changed();
+  }
+
+  private takeOne(): Frame {
+    const batch = this.backlog[0]!;
+    const frame = batch[this.next++]!;
+    this.backlogSize--;
+    if (this.next === batch.length) {
+      this.backlog.shift();
+      this.next = 0;
+    }
+    return frame;
+  }
+}
+
+/**
+ * Frames sent one at a time, each awaited, so that none overtakes another:
+ * batches (several messages joined by LF in one frame), and no_drop PUBs,
+ * whose sends fail at the high-water mark and are tried again.
+ */
+class OrderedLane extends Lane {
+  /** Frames to send, in order, from `head`; counts[i] is how many messages units[i] holds. */
+  private units: Frame[] = [];
+  private counts: number[] = [];
+  private head = 0;
+  /** Messages in units[head...]. */
+  private queued = 0;
+  /** The batch being filled, its size in bytes (with the LFs between), and when it must go at the latest. */
+  private open: Frame[] = [];
+  private openBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  get waiting(): number {
+    return this.queued + this.open.length;
+  }
+
+  accept(frames: readonly Frame[]): void {
+    const { batch } = this.settings;
+    if (!batch) {
+      for (const frame of frames) {
+        this.units.push(frame);
+        this.counts.push(1);
+      }
+      this.queued += frames.length;
+    } else {
+      const { max_messages: maxMessages, max_bytes: maxBytes } = batch;
+      for (const frame of frames) {
+        if (typeof frame === 'string' ? frame.indexOf('\n') >= 0 : frame.indexOf(LF) >= 0) {
+          this.owner.context.reportError({
+            error: 'output',
+            reason: 'the message holds a line feed, which would split it in two where batches are split (at LF); send it without batch',
+            source: 'output:zeromq',
+            ...frameCopy(frame),
+          });
+          continue;
+        }
+        const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+        if (this.open.length > 0 && this.openBytes + 1 + size > maxBytes) this.seal();
+        this.openBytes += this.open.length > 0 ? size + 1 : size;
+        this.open.push(frame);
+        if (this.open.length >= maxMessages || this.openBytes >= maxBytes) this.seal();
+      }
+      if (this.open.length > 0) this.timer ??= setTimeout(this.seal, batch.max_delay);
+    }
+    if (this.queued > 0) this.pumping ??= this.pump();
+  }
+
+  override flushOpen(): void {
+    this.seal();
+  }
+
+  /** The batch being filled becomes one frame to send. */
+  private readonly seal = (): void => {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const { open } = this;
+    if (open.length === 0) return;
+    this.units.push(joinLines(open, this.openBytes));
+    this.counts.push(open.length);
+    this.queued += open.length;
+    this.open = [];
+    this.openBytes = 0;
+    if (!this.closed) this.pumping ??= this.pump();
+  };
+
+  private async pump(): Promise<void> {
+    const { socket } = this;
+    const { topic, noDrop } = this.settings;
+    try {
+      await this.whenReady;
+      socket.sendTimeout = -1;
+      let retries = 0;
+      while (!this.closed && this.head < this.units.length) {
+        const frame = this.units[this.head]!;
+        try {
+          await socket.send(topic === undefined ? frame : [topic, frame]);
+        } catch (error) {
+          if (this.closed) break;
+          if (noDrop && (error as { code?: unknown }).code === 'EAGAIN') {
+            // At a subscriber's high-water mark: nothing was sent; the same frame goes again shortly.
+            await new Promise((resolve) => (retries++ === 0 ? setImmediate(resolve) : setTimeout(resolve, NO_DROP_RETRY_MS)));
+            continue;
+          }
+          throw error;
+        }
+        retries = 0;
+        const count = this.counts[this.head]!;
+        this.head++;
+        this.queued -= count;
+        this.sent += count;
+        if (this.head >= 1024 && this.head * 2 >= this.units.length) {
+          this.units = this.units.slice(this.head);
+          this.counts = this.counts.slice(this.head);
+          this.head = 0;
+        }
+        this.owner.changed();
+      }
+    } catch (error) {
+      this.sendFailed(error);
+    } finally {
+      this.pumping = undefined;
+      this.owner.changed();
+    }
+  }
+}
+
+/** Frames joined by LF into one frame: text when they are all text. `bytes` is the joined size. */
+function joinLines(frames: readonly Frame[], bytes: number): Frame {
+  if (frames.length === 1) return frames[0]!;
+  let text = true;
+  for (const frame of frames) {
+    if (typeof frame !== 'string') {
+      text = false;
+      break;
+    }
+  }
+  if (text) return (frames as string[]).join('\n');
+  const joined = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (let i = 0; i < frames.length; i++) {
+    if (i > 0) joined[at++] = LF;
+    const frame = frames[i]!;
+    at += typeof frame === 'string' ? joined.write(frame, at) : frame.copy(joined, at);
+  }
+  return joined;
 }
 
 /** What `promise` gives, or undefined after `ms` (-1: no limit), whichever comes first. */
