@@ -28,8 +28,11 @@ export default defineFilter({
     const { delay_for: delay } = o;
     if (delay === 0) return { filter: (message) => message };
     const { clock } = context;
+    // Keyed by arrival number: messages leave strictly in order, so the oldest is always `next`
+    // (found without walking the keyed state's Map, which keeps holes where its oldest keys were).
     const waiting = context.keyed<Waiting>({ maxKeys: o.max_messages, evict: (_, entry) => entry.message });
     let sequence = 0;
+    let next = 0;
     let timerAt = Infinity;
     let timerToken = 0;
     let cancelTimer: (() => void) | undefined;
@@ -47,13 +50,13 @@ export default defineFilter({
       cancelTimer = undefined;
       const now = clock.now();
       const out: Message[] = [];
-      for (const key of waiting.keys()) {
-        const entry = waiting.get(key)!;
+      for (; next < sequence; next++) {
+        const entry = waiting.get(String(next))!;
         if (entry.due > now) {
           arm(entry.due);
           break;
         }
-        waiting.take(key);
+        waiting.take(String(next));
         out.push(entry.message);
       }
       return out;
@@ -61,14 +64,17 @@ export default defineFilter({
     return {
       filter(message) {
         const due = clock.now() + delay;
-        const early = waiting.set(String(sequence++), { message, due });
+        let early: Message | undefined;
+        if (waiting.size >= o.max_messages) early = waiting.take(String(next++))!.message;
+        waiting.set(String(sequence++), { message, due });
         if (timerAt === Infinity) arm(due);
-        return early.length > 0 ? early : undefined;
+        return early;
       },
       flush() {
         cancelTimer?.();
         cancelTimer = undefined;
         timerAt = Infinity;
+        next = sequence;
         return waiting.takeAll().map(([, entry]) => entry.message);
       },
     };

@@ -184,6 +184,7 @@ function joinerOf(o: MultilineOptions): Joiner {
 
 /** A record being assembled: the first line's message, and the text of every line so far. */
 interface Held {
+  key: string;
   first: Message;
   text: string;
   lines: number;
@@ -195,12 +196,21 @@ interface Held {
 }
 
 const TRAILING_BREAK = /\r?\n$/;
+const NONE: readonly Message[] = [];
 
 class Assembler {
   private readonly joiner: Joiner;
   private readonly held: KeyedState<Held>;
   /** The same records, least recently extended first: the next to fall idle is at the front. */
   private readonly byActivity = new Map<string, Held>();
+  /**
+   * The same records oldest first, and records already gone (skipped when met):
+   * V8's Map keeps deleted entries as holes until it rehashes, so finding the
+   * oldest key of a Map that loses keys at the front costs up to its size each
+   * time (measured: evicting at max_keys 10,000 spent 2.4 s of 3 s there).
+   */
+  private byAge: Array<Held | undefined> = [];
+  private byAgeHead = 0;
   private readonly separatorBytes: number;
   private timerAt = Infinity;
   private cancelTimer: (() => void) | undefined;
@@ -259,6 +269,8 @@ class Assembler {
     this.cancelTimer = undefined;
     this.timerAt = Infinity;
     this.byActivity.clear();
+    this.byAge = [];
+    this.byAgeHead = 0;
     return this.held.takeAll().map(([, record]) => this.finish(record, false));
   }
 
@@ -277,12 +289,33 @@ class Assembler {
   }
 
   private begin(key: string, message: Message, text: string, state: number, now: number): readonly Message[] {
-    const record: Held = { first: message, text, lines: 1, bytes: Buffer.byteLength(text), state, firstAt: now, lastAt: now };
-    const evicted = this.held.set(key, record);
+    const record: Held = { key, first: message, text, lines: 1, bytes: Buffer.byteLength(text), state, firstAt: now, lastAt: now };
+    // Making room here rather than in the keyed state, which would look for its oldest key in its Map.
+    let evicted = NONE;
+    if (this.held.size >= this.o.max_keys) {
+      const oldest = this.oldest()!;
+      evicted = [this.end(oldest.key, oldest, false)];
+    }
+    this.held.set(key, record);
     this.byActivity.set(key, record);
+    this.byAge.push(record);
+    if (this.byAge.length - this.byAgeHead > 2 * this.held.size + 1024) {
+      this.byAge = this.byAge.slice(this.byAgeHead).filter((r) => r !== undefined && this.held.get(r.key) === r);
+      this.byAgeHead = 0;
+    }
     // A new record's deadlines come after every other's, so a timer already set comes first anyway.
     if (this.timerAt === Infinity) this.arm(now + Math.min(this.o.idle, this.o.max_age));
     return evicted;
+  }
+
+  /** The oldest record held, or undefined. */
+  private oldest(): Held | undefined {
+    while (this.byAgeHead < this.byAge.length) {
+      const record = this.byAge[this.byAgeHead]!;
+      if (this.held.get(record.key) === record) return record;
+      this.byAge[this.byAgeHead++] = undefined;
+    }
+    return undefined;
   }
 
   private end(key: string, record: Held, truncated: boolean): Message {
@@ -321,18 +354,16 @@ class Assembler {
       if (record.lastAt + this.o.idle > now) break;
       out.push(this.end(key, record, false));
     }
-    for (const key of this.held.keys()) {
-      const record = this.held.get(key)!;
-      if (record.firstAt + this.o.max_age > now) break;
-      out.push(this.end(key, record, false));
+    for (let record = this.oldest(); record !== undefined && record.firstAt + this.o.max_age <= now; record = this.oldest()) {
+      out.push(this.end(record.key, record, false));
     }
     let next = Infinity;
     for (const record of this.byActivity.values()) {
       next = record.lastAt + this.o.idle;
       break;
     }
-    const oldest = this.held.oldestKey();
-    if (oldest !== undefined) next = Math.min(next, this.held.get(oldest)!.firstAt + this.o.max_age);
+    const oldest = this.oldest();
+    if (oldest !== undefined) next = Math.min(next, oldest.firstAt + this.o.max_age);
     if (next < Infinity) this.arm(next);
     return out;
   }
