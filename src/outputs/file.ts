@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { RuntimeError, describe, frameCopy } from '../core/errors.js';
 import type { Frame, Message, Output, OutputContext } from '../core/plugin.js';
 import { defineOutput } from '../core/plugin.js';
+import { parseRotation, Rotation, type RotatedFile } from '../io/rotation.js';
 import { errorCode, systemReason } from '../io/system-errors.js';
 import { asLines, DescriptorWriter } from '../io/writer.js';
 
@@ -12,6 +13,9 @@ interface FileOutputOptions {
   append: boolean;
   mkdir: boolean;
   max_open_files: number;
+  rotate: unknown;
+  keep: number;
+  compress: boolean;
 }
 
 export default defineOutput({
@@ -25,6 +29,7 @@ export default defineOutput({
     'Writes are batched and awaited, so a slow disk slows the input.',
   examples: [
     `message-passing --output File --output_options '{filename: "out.ndjson"}'`,
+    `message-passing --input PythonLogging --output File --output_options '{filename: "logs/%{name}.log", mkdir: true, rotate: {max_bytes: "10MiB"}, keep: 5, compress: true}'`,
     `message-passing --input ZeroMQ --input_options '{socket_bind: "tcp://*:5552"}' --output File --output_options '{filename: "logs/%{host}.log", mkdir: true}'`,
   ],
   options: {
@@ -50,10 +55,31 @@ export default defineOutput({
       default: 64,
       description: 'With placeholders, how many files may stay open at once.',
     },
+    rotate: {
+      type: 'any',
+      description:
+        'Start a new file, as Python\'s RotatingFileHandler and TimedRotatingFileHandler do: {max_bytes: "10MiB"} before a file would grow past ' +
+        'that size (old files become NAME.1, NAME.2 ...), or {when: "midnight"} or {when: "1h"} (any duration) at the start of each period of local ' +
+        'time, by arrival (old files are named after their period, NAME.2024-05-01 or NAME.2024-05-01_13). Each file of a %{field} name rotates on its ' +
+        'own. A rotation falls between two lines: no line is lost or cut.',
+      example: '{max_bytes: "10MiB"}',
+    },
+    keep: {
+      type: 'integer',
+      min: 1,
+      default: 7,
+      description: 'With rotate: how many old files of each name to keep; older ones are deleted.',
+    },
+    compress: {
+      type: 'boolean',
+      default: false,
+      description: 'With rotate: gzip each old file (NAME.1.gz), in the background.',
+    },
   },
   check: (o) => {
     try {
       parseTemplate(o.filename);
+      if (o.rotate !== undefined) parseRotation(o.rotate, o.keep, o.compress);
     } catch (error) {
       return describe(error);
     }
@@ -129,6 +155,7 @@ class FileOutput {
   private lock: Promise<void> = Promise.resolve();
   /** A failed reopen (SIGHUP): the next call reports it. */
   private failure: unknown;
+  private readonly rotation: Rotation | undefined;
   private readonly onHangup = () => {
     void this.exclusive(() => this.reopenAll()).catch((error: unknown) => {
       this.failure ??= error;
@@ -140,6 +167,7 @@ class FileOutput {
     private readonly context: OutputContext,
   ) {
     this.template = parseTemplate(options.filename);
+    if (options.rotate !== undefined) this.rotation = new Rotation(parseRotation(options.rotate, options.keep, options.compress), (line) => context.warn(line));
   }
 
   /** A single file is opened now, so a path that cannot be written fails before anything runs. */
@@ -184,6 +212,7 @@ class FileOutput {
     process.removeListener('SIGHUP', this.onHangup);
     return this.exclusive(async () => {
       await this.closeAll();
+      await this.rotation?.close();
       this.throwFailure();
     });
   }
@@ -215,6 +244,24 @@ class FileOutput {
 
   /** `borrowed`: the reader reuses `data` once this resolves (see FrameSink.lines). */
   private async send(path: string, data: string | Buffer, borrowed: boolean): Promise<void> {
+    if (!this.rotation) return this.append(path, data, borrowed);
+    const file: RotatedFile = {
+      open: async (at) => {
+        const info = await (await this.acquire(at)).handle.stat();
+        return { size: info.size, mtimeMs: info.mtimeMs };
+      },
+      write: (at, bytes) => this.append(at, bytes, borrowed),
+      close: async (at) => {
+        const open = this.files.get(at);
+        if (!open) return;
+        this.files.delete(at);
+        await closeFile(open);
+      },
+    };
+    return this.rotation.write(path, data, file);
+  }
+
+  private async append(path: string, data: string | Buffer, borrowed: boolean): Promise<void> {
     const file = await this.acquire(path);
     try {
       await file.writer.write(data, borrowed);
@@ -280,6 +327,7 @@ class FileOutput {
   /** SIGHUP: close every file; the next write (or now, for a single file) opens the path again. */
   private async reopenAll(): Promise<void> {
     await this.closeAll();
+    this.rotation?.forget();
     if (this.template.fields.length === 0) await this.acquire(this.options.filename).catch(() => {});
   }
 
