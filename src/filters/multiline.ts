@@ -299,8 +299,12 @@ class Assembler {
     this.held.set(key, record);
     this.byActivity.set(key, record);
     this.byAge.push(record);
+    // Records gone pile up behind the oldest one held (a long record) or before it: drop them now and then.
     if (this.byAge.length - this.byAgeHead > 2 * this.held.size + 1024) {
       this.byAge = this.byAge.slice(this.byAgeHead).filter((r) => r !== undefined && this.held.get(r.key) === r);
+      this.byAgeHead = 0;
+    } else if (this.byAgeHead > 1024 && this.byAgeHead * 2 > this.byAge.length) {
+      this.byAge = this.byAge.slice(this.byAgeHead);
       this.byAgeHead = 0;
     }
     // A new record's deadlines come after every other's, so a timer already set comes first anyway.

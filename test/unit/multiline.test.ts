@@ -286,6 +286,38 @@ describe('keys', () => {
 });
 
 describe('time and bounds', () => {
+  it('finds the oldest record to emit at max_keys after thousands came and went, beside one long-lived record', async () => {
+    const h = await harness(multiline, { continue: '^\\s', key: 'k', max_keys: 50, idle: '1h', max_age: '1h' });
+    const sent: object[] = [{ k: 'long', message: 'start' }];
+    for (let i = 0; i < 5000; i++) {
+      sent.push({ k: `k${i}`, message: `m${i}` });
+      if (i % 10 === 0) sent.push({ k: 'long', message: ` more ${i}` });
+    }
+    for (let i = 0; i < sent.length; i += 100) h.send(sent.slice(i, i + 100));
+    expect(h.out.length).toBeGreaterThan(5000 - 50);
+    await h.end();
+    const out = h.out as Array<{ k: string; message: string; lines: number }>;
+    const short = out.filter((r) => r.k !== 'long');
+    expect(short.map((r) => r.message)).toEqual(Array.from({ length: 5000 }, (_, i) => `m${i}`));
+    const long = out.filter((r) => r.k === 'long');
+    // Evicted whenever it became the oldest, it comes out in several records; together they hold every line once, in order.
+    expect(long.length).toBeGreaterThan(1);
+    expect(long.map((r) => r.message).join('\n')).toBe(['start', ...Array.from({ length: 500 }, (_, i) => ` more ${i * 10}`)].join('\n'));
+    balanced(h);
+  });
+
+  it('keeps finding the oldest record while thousands of records of another key start and end behind it', async () => {
+    const h = await harness(multiline, { continue: '^\\s', key: 'k', max_keys: 2, max_lines: 5000, idle: '1h', max_age: '1h' });
+    h.send([{ k: 'a', message: 'a' }]);
+    for (let i = 0; i < 3000; i++) h.send([{ k: 'b', message: `b${i}` }, { k: 'a', message: ` a${i}` }]);
+    h.send([{ k: 'c', message: 'c' }]);
+    // c needs room: the oldest record is a's, held from the start.
+    expect(h.out.at(-1)).toEqual({ k: 'a', message: ['a', ...Array.from({ length: 3000 }, (_, i) => ` a${i}`)].join('\n'), lines: 3001 });
+    await h.end();
+    expect((h.out as Array<{ k: string; message: string }>).filter((r) => r.k === 'b').map((r) => r.message)).toEqual(Array.from({ length: 3000 }, (_, i) => `b${i}`));
+    balanced(h);
+  });
+
   it('emits a record once idle passes without a line for its key, not before', async () => {
     const h = await harness(multiline, { continue: '^\\s', idle: '2s', key: 'k' });
     h.send([{ k: 'a', message: 'a' }, { k: 'b', message: 'b' }]);
