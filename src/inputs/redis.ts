@@ -12,6 +12,9 @@ const LABEL = 'Redis input';
 /** The field of a stream entry that holds the message (what the Redis output writes). */
 const ENTRY_FIELD = Buffer.from('message');
 
+/** How long close() still tries to acknowledge what went out when Redis does not answer. */
+const CLOSE_ACK_WAIT_MS = 5000;
+
 /** Pub/sub messages queued while the chain is busy, beyond which new ones are dropped (pub/sub cannot wait). */
 const PUBSUB_QUEUE_MIN = 10_000;
 
@@ -206,6 +209,8 @@ abstract class AckingInput implements Input {
   private acking: Promise<void> | undefined;
   private ackAttempt = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Aborts when close() stops waiting for acknowledgements to reach Redis. */
+  private readonly closing = new AbortController();
   protected readonly source: string;
 
   constructor(
@@ -235,11 +240,17 @@ abstract class AckingInput implements Input {
     this.timer = setInterval(() => void this.keepAlive().catch(() => undefined), interval);
     this.timer.unref();
     let next: Promise<Taken | undefined> | undefined = this.read();
-    while (next) {
-      const taken = await next;
-      // Read one batch ahead while the chain works; after a stop, what was read still goes in.
-      next = stopping.aborted ? undefined : this.read();
-      if (taken) await this.emit(taken);
+    try {
+      while (next) {
+        const taken = await next;
+        // Read one batch ahead while the chain works; after a stop, what was read still goes in.
+        next = stopping.aborted ? undefined : this.read();
+        if (taken) await this.emit(taken);
+      }
+    } catch (error) {
+      // The chain failed: what the read ahead brings is not acknowledged, so Redis keeps it.
+      next?.catch(() => undefined);
+      throw error;
     }
   }
 
@@ -273,9 +284,9 @@ abstract class AckingInput implements Input {
           this.acks = [];
           break;
         }
-        if (this.ackAttempt > 20) break;
-        await pause(backoff(this.ackAttempt++));
-        await whenReady(this.control, AbortSignal.timeout(5000));
+        if (this.closing.signal.aborted) break;
+        await pause(backoff(this.ackAttempt++), this.closing.signal);
+        await whenReady(this.control, this.closing.signal);
       }
     }
     this.acking = undefined;
@@ -283,7 +294,10 @@ abstract class AckingInput implements Input {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    // Redis unreachable at the end: acknowledgements are tried a few seconds more, then left (the messages come again).
+    const giveUp = setTimeout(() => this.closing.abort(), CLOSE_ACK_WAIT_MS);
     while (this.acking) await this.acking;
+    clearTimeout(giveUp);
     if (this.acks.length > 0) {
       this.context.warn(`${LABEL}: ${plural(this.acks.flat().length, 'message')} went out but Redis could not be told (${safeUrl(this.settings.url)} unreachable); they will be read again`);
     } else {

@@ -127,7 +127,7 @@ interface Settings {
 }
 
 /** How a column takes values, from its type. */
-type Kind = 'json' | 'array' | 'time' | 'plain';
+export type Kind = 'json' | 'array' | 'time' | 'plain';
 
 /** One message as one line of COPY text, and the frame an error record shows. */
 interface Row {
@@ -460,7 +460,8 @@ class PostgresOutput implements Output {
     try {
       await client.query('COMMIT');
     } catch (error) {
-      if (isRetryable(error) && !(error instanceof this.pg.DatabaseError)) throw new CommitUnknown(txid, rejected, error);
+      // Even an error from the server (the backend terminated) may come after the commit was made: ask.
+      if (isRetryable(error)) throw new CommitUnknown(txid, rejected, error);
       throw error;
     }
   }

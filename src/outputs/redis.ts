@@ -316,15 +316,15 @@ class RedisOutput implements Output {
     this.failed.push(chunk);
     if (this.retrying) return;
     this.retrying = true;
-    const delay = backoff(this.attempt++);
-    setTimeout(() => this.retry(), delay).unref();
+    // Not unref'd: at the end, these timers are what keeps the program alive until Redis answers or retry_timeout runs out.
+    setTimeout(() => this.retry(), backoff(this.attempt++));
   }
 
   /** Sends the failed chunks again, in their first order, once every chunk in flight has its answer. */
   private retry(): void {
     if (this.closed || this.failure) return;
     if (this.inFlight.size > 0) {
-      setTimeout(() => this.retry(), 10).unref();
+      setTimeout(() => this.retry(), 10);
       return;
     }
     const again = this.failed.sort((a, b) => a.seq - b.seq);
