@@ -249,7 +249,7 @@ describe('LineFramer', () => {
     });
   }
 
-  it('hands clean lines through as one view of the chunk, counted', () => {
+  it('hands clean lines through in one call, counted', () => {
     const sink = new LineSink('pass', false);
     const chunk = bytes('one\n', 'two\n', 'three\n', 'rest');
     const framer = new LineFramer(sink, MAX);
