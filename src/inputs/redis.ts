@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { describe, RuntimeError } from '../core/errors.js';
 import { defineInput, type Input, type InputContext } from '../core/plugin.js';
 import { formatDuration } from '../core/time.js';
+import { errorCode } from '../io/system-errors.js';
 import { backoff, pause, plural } from '../io/delivery.js';
 import {
   connect, isNoScript, isRetryable, loadRedis, safeUrl, Script, urlOption, urlProblem, whenReady, type RedisClient, type RedisModule,
@@ -31,11 +32,13 @@ return taken`,
 /** Removes acknowledged messages from the processing list (one occurrence each: equal messages are interchangeable). */
 const ACK = new Script(`for i = 1, #ARGV do redis.call('LREM', KEYS[1], 1, ARGV[i]) end return #ARGV`);
 /**
- * Puts the processing list of a consumer that is gone (its lease key expired)
- * back at the head of the queue, in its order, so it is taken first.
+ * Puts the processing list of a consumer that is gone (its lease key expired,
+ * or ARGV[2] 'gone': its process is known to be dead) back at the head of the
+ * queue, in its order, so it is taken first.
  */
 const RECLAIM = new Script(
-  `if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+  `if ARGV[2] == 'gone' then redis.call('DEL', KEYS[4])
+elseif redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 local moved = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do moved = moved + 1 end
 redis.call('SREM', KEYS[3], ARGV[1])
@@ -54,12 +57,14 @@ export default defineInput({
     'mode "list" is a reliable queue: each message is moved atomically (LMOVE) from the head of the list `key` into this consumer\'s ' +
       'processing list KEY:processing:CONSUMER, and removed from it once the output has it, a filter dropped it, or it went to the error output. ' +
       'A consumer holds a lease (KEY:alive:CONSUMER, renewed while it runs, kept claim_idle); the processing list of a consumer whose lease ran out ' +
-      '(killed, crashed) is put back at the head of the queue by the next consumer that starts or looks (every claim_idle / 2), and a consumer that ' +
-      'starts again under the same name takes its own back at once. Messages come at least once: one taken just before a kill -9 comes again.',
+      '(killed, crashed) is put back at the head of the queue by the next consumer that starts or looks (every claim_idle / 2); that of a consumer ' +
+      'of this host whose process is gone (default names are HOST-PID) at once, and a consumer that starts again under the same name takes its own ' +
+      'back at once. Messages come at least once: one taken just before a kill -9 comes again.',
     'mode "stream" reads the stream `key` through the consumer group `group` (created, from the start of the stream, if missing) with XREADGROUP, ' +
       'and acknowledges entries (XACK) only once they are out (as above). It first reads what the group had delivered to this consumer and was never ' +
-      'acknowledged; entries left pending on any consumer for longer than claim_idle are claimed (XAUTOCLAIM) and read again, so a kill -9 loses ' +
-      'nothing. The message is the entry\'s field "message" (what the Redis output writes); an entry without it goes to the error output. ' +
+      'acknowledged; entries left pending on any consumer for longer than claim_idle are claimed (XAUTOCLAIM) and read again, and those of a ' +
+      'consumer of this host whose process is gone at once, so a kill -9 loses nothing; consumers with nothing pending and idle for claim_idle ' +
+      'are removed from the group. The message is the entry\'s field "message" (what the Redis output writes); an entry without it goes to the error output. ' +
       'XACK does not delete entries: bound the stream with the Redis output\'s max_len. Give each running copy its own consumer name ' +
       '(the default, host-PID, is); a copy restarted under the same name reads its own pending entries back at once instead of after claim_idle.',
     'mode "pubsub" subscribes to `channels` and/or `patterns`. Pub/sub is lossy by design: Redis delivers only to subscribers connected at that ' +
@@ -331,6 +336,42 @@ class StreamInput extends AckingInput {
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw this.setupError(error);
     }
+    await this.tidyConsumers(true);
+  }
+
+  /**
+   * Entries pending on a consumer of this host whose process is gone are taken
+   * over at once (read with this consumer's own history); with `atStart`
+   * false, consumers with nothing pending and idle longer than claim_idle are
+   * removed, so that names with a PID in them do not pile up in the group.
+   */
+  private async tidyConsumers(atStart: boolean): Promise<void> {
+    const { key, group, consumer, batch, claimIdle } = this.settings;
+    const reply = (await this.control.sendCommand(['XINFO', 'CONSUMERS', key, group])) as Array<Array<string | number>>;
+    for (const fields of reply) {
+      const info = new Map<string, string | number>();
+      for (let i = 0; i + 1 < fields.length; i += 2) info.set(String(fields[i]), fields[i + 1]!);
+      const name = String(info.get('name'));
+      if (name === consumer) continue;
+      let pending = Number(info.get('pending'));
+      const gone = deadHere(name);
+      if (gone && pending > 0) {
+        let taken = 0;
+        while (pending > 0) {
+          const ids = ((await this.control.sendCommand(['XPENDING', key, group, '-', '+', String(batch), name])) as Array<[string]>).map(([id]) => id);
+          if (ids.length === 0) break;
+          await this.control.sendCommand(['XCLAIM', key, group, consumer, '0', ...ids, 'JUSTID']);
+          taken += ids.length;
+          pending -= ids.length;
+        }
+        this.history = '0';
+        this.context.warn(`${LABEL}: took over ${plural(taken, 'entry', 'entries')} of ${key} pending on consumer ${name} (its process is gone)`);
+        pending = 0;
+      }
+      if (pending === 0 && (gone || (!atStart && Number(info.get('idle')) > claimIdle))) {
+        await this.control.sendCommand(['XGROUP', 'DELCONSUMER', key, group, name]);
+      }
+    }
   }
 
   private setupError(error: unknown): RuntimeError {
@@ -351,9 +392,12 @@ class StreamInput extends AckingInput {
       } else if (Date.now() - this.lastClaim >= claimIdle / 2) {
         const reply = (await raw.sendCommand(['XAUTOCLAIM', key, group, consumer, String(claimIdle), this.claimCursor, 'COUNT', String(batch)])) as [Buffer, Entry[], Buffer[]?];
         this.claimCursor = reply[0].toString();
-        if (this.claimCursor === '0-0') this.lastClaim = Date.now();
+        if (this.claimCursor === '0-0') {
+          this.lastClaim = Date.now();
+          await this.tidyConsumers(false);
+        }
         entries = reply[1];
-        if (entries.length > 0) this.context.warn(`${LABEL}: claimed ${plural(entries.length, 'entry')} of ${key} left pending longer than claim_idle (${formatDuration(claimIdle)})`);
+        if (entries.length > 0) this.context.warn(`${LABEL}: claimed ${plural(entries.length, 'entry', 'entries')} of ${key} left pending longer than claim_idle (${formatDuration(claimIdle)})`);
       } else {
         const reply = (await raw.sendCommand(['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(batch), 'BLOCK', String(block), 'STREAMS', key, '>'])) as StreamsReply;
         entries = reply?.[0]?.[1] ?? [];
@@ -513,7 +557,10 @@ class ListInput extends AckingInput {
     const members = ((await this.control.sendCommand(['SMEMBERS', this.consumers])) as string[]).filter((name) => name !== consumer);
     for (const other of members) {
       const moved = Number(
-        await this.runScript(this.control, RECLAIM, [`${key}:processing:${other}`, key, this.consumers, `${key}:alive:${other}`], [other]),
+        await this.runScript(this.control, RECLAIM, [`${key}:processing:${other}`, key, this.consumers, `${key}:alive:${other}`], [
+          other,
+          deadHere(other) ? 'gone' : 'lease',
+        ]),
       );
       if (moved > 0) this.context.warn(`${LABEL}: took back ${plural(moved, 'message')} of ${key} left by consumer ${other}`);
     }
@@ -543,6 +590,20 @@ class ListInput extends AckingInput {
 
   protected finish(): Promise<unknown> {
     return this.runScript(this.control, FINISH, [this.processing, this.alive, this.consumers], [this.settings.consumer]);
+  }
+}
+
+/** This host's consumers are named HOST-PID by default: one whose process is gone holds nothing any more. */
+const LOCAL_CONSUMER = new RegExp(`^${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)$`);
+
+function deadHere(name: string): boolean {
+  const pid = Number(LOCAL_CONSUMER.exec(name)?.[1]);
+  if (!pid || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return errorCode(error) === 'ESRCH';
   }
 }
 

@@ -215,6 +215,38 @@ describe('Redis list', () => {
   });
 });
 
+describe('Redis: default consumer names (HOST-PID)', () => {
+  it('a consumer killed with kill -9 and started again on this host takes back what the dead one held at once, list and stream', async () => {
+    const cases = await Promise.all(
+      (['list', 'stream'] as const).map(async (mode) => {
+        const key = newKey(`default-${mode}`);
+        if (mode === 'list') await redis.rPush(key, range(200).map((seq) => JSON.stringify({ seq })));
+        else await addEntries(key, 200);
+        const first = join(dir, `${key.replaceAll(':', '_')}-a.ndjson`);
+        const second = join(dir, `${key.replaceAll(':', '_')}-b.ndjson`);
+        // claim_idle of an hour: only knowing that the process is gone can explain taking its messages back.
+        const options = { mode, key, batch: 10, block: '100ms', claim_idle: '1h' };
+        const a = spawned([...redisInput(options), ...slow(3), ...fileOutput(first)]);
+        await until(() => seqsIn(first).length >= 30, `30 messages written by the first ${mode} consumer`);
+        a.child.kill('SIGKILL');
+        await a.done;
+        return { mode, key, first, second, options };
+      }),
+    );
+    const restarted = cases.map(({ options, second }) => spawned([...redisInput(options), ...fileOutput(second)]));
+    for (const [i, { mode, first, second }] of cases.entries()) {
+      await until(() => missing(200, seqsIn(first), seqsIn(second)).length === 0, `every ${mode} message in one of the two files`, 15_000);
+      await restarted[i]!.waitFor('stderr', mode === 'list' ? /took back \d+ messages? of .* left by consumer / : /took over \d+ entr(y|ies) of .* \(its process is gone\)/);
+    }
+    const done = await Promise.all(restarted.map(stop));
+    for (const result of done) expect(result.code, result.stderr).toBe(0);
+    const streamKey = cases[1]!.key;
+    expect(await pendingCount(streamKey)).toBe(0);
+    // The dead consumer is gone from the group; the live one is the only one left.
+    expect(((await redis.sendCommand(['XINFO', 'CONSUMERS', streamKey, 'message-passing'])) as unknown[]).length).toBe(1);
+  });
+});
+
 describe('Redis output', () => {
   it('%{field} in key: one list per value; a message without the field goes to the error output', async () => {
     const key = newKey('by-host');
