@@ -93,53 +93,57 @@ function expectedLines(stream: Buffer, mode: Mode): Expected[] {
  * call hands on exactly the lines delivered between the previous call's `end`
  * and its own; a frames call's `end` is just past its last frame; frames are
  * numbered by their place in the stream, with '' for reported or empty lines.
+ * Faults are collected and compared once: thousands of cuts are checked.
  */
 function check(sink: LineSink, stream: Buffer, mode: Mode): void {
   const lines = expectedLines(stream, mode);
   const byNumber = new Map(lines.map((l) => [l.number, l]));
   const delivered = lines.filter((l) => l.outcome === 'delivered');
   const boundaries = new Set(lines.map((l) => l.end));
+  const faults: string[] = [];
   let previousEnd = 0;
   for (const call of sink.log) {
-    expect(call.end).toBeGreaterThan(previousEnd);
-    expect(boundaries.has(call.end)).toBe(true);
-    const due = delivered.filter((l) => l.end > previousEnd && l.end <= call.end);
+    if (call.end <= previousEnd) faults.push(`end ${call.end} does not come after ${previousEnd}`);
+    if (!boundaries.has(call.end)) faults.push(`end ${call.end} is not just after a line`);
+    const due = delivered.filter((l) => l.end > previousEnd && l.end <= call.end).map((l) => l.number);
     if (call.kind === 'frames') {
-      expect(mode).not.toBe('pass');
-      const last = byNumber.get(call.first + call.frames.length - 1)!;
-      expect(call.end).toBe(last.end);
-      const handed: Expected[] = [];
+      if (mode === 'pass') faults.push('frames in Null pass-through: every line passes as bytes');
+      const last = byNumber.get(call.first + call.frames.length - 1);
+      if (call.end !== last?.end) faults.push(`frames ${call.first}.. end at ${call.end}, their last line at ${last?.end}`);
+      const handed: number[] = [];
       call.frames.forEach((frame, i) => {
-        const line = byNumber.get(call.first + i)!;
+        const line = byNumber.get(call.first + i);
+        if (!line) return faults.push(`frame ${call.first + i} is past the last line`);
         if (frame.length === 0) {
-          expect(line.outcome).not.toBe('delivered');
+          if (line.outcome === 'delivered') faults.push(`line ${line.number} handed as ''`);
           return;
         }
-        handed.push(line);
-        if (mode === 'bytes') expect(frame).toEqual(line.bytes);
-        else expect(frame).toBe(line.bytes.toString('utf8'));
+        handed.push(line.number);
+        const same = typeof frame === 'string' ? mode !== 'bytes' && frame === line.bytes.toString('utf8') : mode === 'bytes' && frame.equals(line.bytes);
+        if (!same) faults.push(`line ${line.number} handed as ${JSON.stringify(frame.toString())}`);
       });
-      expect(handed.map((l) => l.number)).toEqual(due.map((l) => l.number));
+      if (handed.join() !== due.join()) faults.push(`frames call handed lines ${handed.join()}, due ${due.join()}`);
     } else {
-      expect(call.lines).toEqual(due.map((l) => l.bytes));
+      const expected = due.map((n) => byNumber.get(n)!.bytes.toString('hex'));
+      if (call.lines.map((l) => l.toString('hex')).join() !== expected.join()) faults.push(`lines call handed other lines than ${due.join()}`);
       // What `passes` refuses is decoded the normal way, never passed as bytes.
-      if (mode === 'verbatim') for (const line of call.lines) expect(refused(line, 0, line.length)).toBe(true);
+      if (mode === 'verbatim' && call.lines.some((l) => !refused(l, 0, l.length))) faults.push('a refused line passed as bytes');
     }
     previousEnd = call.end;
   }
   const lastDelivered = delivered.at(-1);
-  if (lastDelivered) expect(previousEnd).toBeGreaterThanOrEqual(lastDelivered.end);
-
-  const problems = lines.filter((l) => l.outcome === 'over-long' || l.outcome === 'encoding');
-  expect(sink.problems.map((p) => ({ kind: p.kind, number: p.number }))).toEqual(problems.map((l) => ({ kind: l.outcome, number: l.number })));
+  if (lastDelivered && previousEnd < lastDelivered.end) faults.push(`the last call ends at ${previousEnd}, before line ${lastDelivered.number}`);
   for (const problem of sink.problems) {
-    const line = byNumber.get(problem.number)!;
+    const line = byNumber.get(problem.number);
+    const bytes = Buffer.from(problem.bytes);
     // An over-long line is copied from its start, as much of it as had come; an encoding problem whole.
-    if (problem.kind === 'over-long') {
-      expect(problem.bytes.length).toBeGreaterThan(MAX);
-      expect(line.raw.subarray(0, problem.bytes.length)).toEqual(Buffer.from(problem.bytes));
-    } else expect(Buffer.from(problem.bytes)).toEqual(line.bytes);
+    const copied =
+      problem.kind === 'over-long' ? bytes.length > MAX && line?.raw.subarray(0, bytes.length).equals(bytes) : line?.bytes.equals(bytes);
+    if (!copied) faults.push(`problem ${problem.kind} of line ${problem.number} copies other bytes`);
   }
+  expect(faults).toEqual([]);
+  const problems = lines.filter((l) => l.outcome === 'over-long' || l.outcome === 'encoding');
+  expect(sink.problems.map((p) => `${p.kind} ${p.number}`)).toEqual(problems.map((l) => `${l.outcome} ${l.number}`));
 }
 
 /** `check`, saying how the stream was cut when it fails. */
