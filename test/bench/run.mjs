@@ -14,6 +14,7 @@ const BENCHMARKS = [
   ['core.mjs', 'STDIN/STDOUT, JSON and raw, beside cat, jq, Perl and plain Node; start-up; memory'],
   ['zeromq.mjs', 'ZeroMQ inputs and outputs'],
   ['file.mjs', 'File input and output, follow mode'],
+  ['redis-postgres.mjs', 'Redis streams in and out, Postgres, beside redis-cli --pipe and psql \\copy'],
   ['filters.mjs', 'Parse and Multiline beside --filter Null; Multiline memory with 1M distinct keys'],
 ];
 
