@@ -194,14 +194,14 @@ describe.concurrent('Parse, Multiline, Key, All and Delay', () => {
       writeFileSync(files.b, '');
       const tool = start([
         '--input', 'File', '--input_options', opts({ filename: join(here, '*.log'), follow: true, origin: 'origin', poll_interval: '50ms' }),
-        '--filter', 'Multiline', '--filter_options', opts({ preset: 'python', field: 'log', separator: '', key: 'origin.file', idle: '400ms' }),
-      ]);
+        '--filter', 'Multiline', '--filter_options', opts({ preset: 'python', field: 'log', separator: '', key: 'origin.file', idle: '1500ms' }),
+      ], { timeout: 50_000 });
       await sleep(200);
       const rounds = 4;
       for (let i = 1; i <= rounds; i++) {
         const a = container('alpha', i);
         const b = container('beta', i);
-        // Line by line, alternating, with pauses shorter than idle: the follower sees records half-written.
+        // Line by line, alternating, with pauses far shorter than idle: the follower sees records half-written.
         for (let l = 0; l < a.length; l++) {
           appendFileSync(files.a, docker(a[l]!));
           appendFileSync(files.b, docker(b[l]!));
@@ -209,7 +209,7 @@ describe.concurrent('Parse, Multiline, Key, All and Delay', () => {
         }
       }
       // The last record of each file comes out after idle, while the program still runs.
-      await tool.waitFor('stdout', /beta broke at 4[^\n]*\n[^]*alpha broke at 4|alpha broke at 4[^\n]*\n[^]*beta broke at 4/);
+      await tool.waitFor('stdout', /beta broke at 4[^\n]*\n[^]*alpha broke at 4|alpha broke at 4[^\n]*\n[^]*beta broke at 4/, 20_000);
       const { code, stdout } = await stop(tool);
       expect(code).toBe(0);
       const got = lines(stdout) as Array<{ log: string; origin: { file: string; line: number }; lines: number }>;
@@ -229,13 +229,13 @@ describe.concurrent('Parse, Multiline, Key, All and Delay', () => {
       const tool = start([
         '--input', 'File', '--input_options', opts({ filename: log, follow: true, poll_interval: '50ms' }),
         '--decoder', 'Null',
-        '--filter', 'Multiline', '--filter_options', opts({ preset: 'python', idle: '300ms' }),
-      ]);
+        '--filter', 'Multiline', '--filter_options', opts({ preset: 'python', idle: '1500ms' }),
+      ], { timeout: 50_000 });
       await sleep(150);
       appendFileSync(log, 'ERROR:root:first\nTraceback (most recent call last):\n  File "a.py", line 1, in <module>\n');
-      await sleep(100);
+      await sleep(50);
       appendFileSync(log, 'OSError: disk full\n');
-      await tool.waitFor('stdout', '\n', 5000);
+      await tool.waitFor('stdout', '\n', 20_000);
       expect(lines(tool.stdout)).toEqual(['ERROR:root:first\nTraceback (most recent call last):\n  File "a.py", line 1, in <module>\nOSError: disk full']);
       appendFileSync(log, 'INFO:root:second\n');
       const { code, stdout } = await stop(tool);
@@ -365,11 +365,11 @@ server.shutdown()
     });
 
     it('Delay holds each message, keeps the order, and lets everything go at the end of input without waiting', async () => {
-      const tool = start(['--filter', 'Delay', '--filter_options', opts({ delay_for: '300ms' })]);
+      const tool = start(['--filter', 'Delay', '--filter_options', opts({ delay_for: '300ms' })], { timeout: 50_000 });
       tool.child.stdin!.write('{"n":1}\n{"n":2}\n');
       await sleep(100);
       expect(tool.stdout).toBe('');
-      await tool.waitFor('stdout', '{"n":1}\n{"n":2}\n', 5000);
+      await tool.waitFor('stdout', '{"n":1}\n{"n":2}\n', 20_000);
       tool.child.stdin!.end('{"n":3}\n');
       const { code, stdout } = await tool.done;
       expect(code).toBe(0);
