@@ -1,5 +1,7 @@
+import { isUtf8 } from 'node:buffer';
 import { fatal } from '../core/errors.js';
-import { defineInput, type Codec, type Input, type InputContext } from '../core/plugin.js';
+import { defineInput, type Codec, type Frame, type Input, type InputContext } from '../core/plugin.js';
+import type { FrameSink } from '../io/framer.js';
 import { attach, checkEndpoints, endpointError, endpointOptions, loadZeroMQ, type ZeroMQ } from '../io/zeromq.js';
 
 const LABEL = 'zeromq input';
@@ -93,8 +95,14 @@ class ZeroMQInput implements Input {
   private frameNumber = 1;
   /** ZeroMQ messages received, split or not. */
   private framesReceived = 0;
-  /** The frame (last part) of each message received and not yet handed on, or its parts between LFs. */
+  /** The frame (last part) of each message received and not yet handed on. */
   private received: Buffer[] = [];
+  /** The messages they hold: one per frame, or with split, one per line of a frame that has several. */
+  private receivedMessages = 0;
+  /** Whether one of them holds a LF and is to be split. */
+  private receivedLines = false;
+  /** The chain's way in for lines that pass through as bytes, once asked for; null when they cannot. */
+  private lineSink: FrameSink | null | undefined;
   private failure: unknown;
 
   constructor(
@@ -179,8 +187,8 @@ class ZeroMQInput implements Input {
     const { socket } = this;
     let run = 1;
     const lastFrame = this.framesReceived + frames;
-    while (this.received.length < limit && this.framesReceived < lastFrame && socket.readable) {
-      const before = this.received.length;
+    while (this.receivedMessages < limit && this.framesReceived < lastFrame && socket.readable) {
+      const before = this.receivedMessages;
       const count = Math.min(run, limit - before, lastFrame - this.framesReceived);
       let last: Promise<void> | undefined;
       // Each receive() settles at once here; their callbacks run in order, so awaiting the last awaits them all.
@@ -188,7 +196,7 @@ class ZeroMQInput implements Input {
       await last;
       if (this.failure !== undefined) throw this.failure;
       // Frames that held several messages (batches): one at a time, so that a batch handed on stays near `limit`.
-      run = this.received.length - before > count ? 1 : Math.min(run * 2, READ_RUN);
+      run = this.receivedMessages - before > count ? 1 : Math.min(run * 2, READ_RUN);
     }
   }
 
@@ -200,29 +208,105 @@ class ZeroMQInput implements Input {
   private readonly take = (parts: Buffer[]): void => {
     const frame = parts[parts.length - 1]!;
     this.framesReceived++;
-    if (this.split) {
-      let cut = frame.indexOf(LF);
-      if (cut >= 0) {
-        for (let start = 0; ; cut = frame.indexOf(LF, start)) {
-          const end = cut < 0 ? frame.length : cut;
-          if (end > start) {
-            this.received.push(frame.subarray(start, end));
-            this.frameNumber++;
-          }
-          if (cut < 0) return;
-          start = cut + 1;
-        }
-      }
-    }
-    this.frameNumber++;
     this.received.push(frame);
+    if (this.split && frame.indexOf(LF) >= 0) {
+      this.receivedLines = true;
+      this.receivedMessages += lineCount(frame);
+    } else this.receivedMessages++;
   };
 
   private emitBatch(): void | Promise<void> {
     const received = this.received;
     if (received.length === 0) return;
     this.received = [];
-    // Frames go as bytes: the chain decides whether they pass through or are decoded (and checked as UTF-8).
-    return this.context.emit({ frames: received, source: 'zeromq', first: this.frameNumber - received.length });
+    this.receivedMessages = 0;
+    if (!this.receivedLines) return this.emitFrames(received);
+    this.receivedLines = false;
+    return this.emitSplit(received);
+  }
+
+  /** Frames go as bytes: the chain decides whether they pass through or are decoded (and checked as UTF-8). */
+  private emitFrames(frames: Frame[]): void | Promise<void> {
+    const first = this.frameNumber;
+    this.frameNumber += frames.length;
+    return this.context.emit({ frames, source: 'zeromq', first });
+  }
+
+  /**
+   * Frames in order, those with LFs split into their messages. A frame of
+   * whole lines that all pass through as bytes (a batch of JSON lines in the
+   * form the encoder writes) goes to the chain in one piece, as lines read
+   * from a file would: no copy and no Buffer per message.
+   */
+  private async emitSplit(frames: readonly Buffer[]): Promise<void> {
+    const sink = this.passSink();
+    let pending: Frame[] = [];
+    for (const frame of frames) {
+      if (frame.indexOf(LF) < 0) {
+        pending.push(frame);
+        continue;
+      }
+      const passing = sink ? passingLines(sink, frame) : 0;
+      if (passing === 0) {
+        splitInto(pending, frame, !sink && this.context.decoder?.form === 'text');
+        continue;
+      }
+      if (pending.length > 0) {
+        const wait = this.emitFrames(pending);
+        pending = [];
+        if (wait) await wait;
+      }
+      this.frameNumber += passing;
+      const wait = sink!.lines!(frame, passing, 0);
+      if (wait) await wait;
+    }
+    if (pending.length > 0) await this.emitFrames(pending);
+  }
+
+  private passSink(): FrameSink | undefined {
+    if (this.lineSink === undefined) {
+      const sink = this.context.sink({ source: 'zeromq' });
+      this.lineSink = sink.lines ? sink : null;
+    }
+    return this.lineSink ?? undefined;
+  }
+}
+
+/** Messages in a frame split at LF: its non-empty lines, at most. */
+function lineCount(frame: Buffer): number {
+  let count = frame[frame.length - 1] === LF ? 0 : 1;
+  for (let at = frame.indexOf(LF); at >= 0; at = frame.indexOf(LF, at + 1)) count++;
+  return count;
+}
+
+/**
+ * How many lines `frame` holds when it is whole lines (LF at the end, none
+ * empty) that all pass through as bytes; 0 when any does not.
+ */
+function passingLines(sink: FrameSink, frame: Buffer): number {
+  if (frame[frame.length - 1] !== LF) return 0;
+  const { passes } = sink;
+  // JSON lines that are not UTF-8 take the decoding path, which reports them.
+  if (passes && !isUtf8(frame)) return 0;
+  let count = 0;
+  for (let start = 0; start < frame.length; count++) {
+    const end = frame.indexOf(LF, start);
+    if (end === start || (passes && !passes(frame, start, end))) return 0;
+    start = end + 1;
+  }
+  return count;
+}
+
+/** The non-empty parts of `frame` between LFs, as text when it is UTF-8 and `text` allows, else as bytes. */
+function splitInto(out: Frame[], frame: Buffer, text: boolean): void {
+  if (text && isUtf8(frame)) {
+    for (const line of frame.toString('utf8').split('\n')) if (line !== '') out.push(line);
+    return;
+  }
+  for (let start = 0; start < frame.length; ) {
+    let end = frame.indexOf(LF, start);
+    if (end < 0) end = frame.length;
+    if (end > start) out.push(frame.subarray(start, end));
+    start = end + 1;
   }
 }

@@ -3,18 +3,26 @@
 //   message-passing < corpus --output ZeroMQ {PUSH}  ->  message-passing --input ZeroMQ {PULL} > file
 //
 // side by side with the same chain in Perl's message-pass, a bare zeromq.js
-// PUSH/PULL loop (the ceiling: no JSON, no chain, strings in and out), the
-// chain with the Null codecs, and PUB -> SUB. Rates are taken at the receiving
+// PUSH/PULL loop (the ceiling of one message per frame: no JSON, no chain,
+// strings in and out), a Python line relay over pyzmq (lines in, lines out, no
+// JSON), the chain with batch (several messages per frame), with the Null
+// codecs, and PUB -> SUB. Rates are taken at the receiving
 // end, from its first message to its last (start-up excluded), and every run
 // is checked: the count of messages that arrived, and for message-passing with
 // JSON the output byte for byte against the corpus. Each case runs REPEATS
-// times; the best run counts (the machine is noisy).
+// times, the cases taking turns so that each meets the same load; the best
+// run counts (the machine is noisy). Beside the rate, the CPU time each side
+// spent per message over the same span (from /proc, user + system, libzmq's
+// I/O thread included): on a loaded machine a process waits for a core, and
+// CPU time says what it cost where the rate says how long it took.
 //
 // Run with `npm run bench` (all benchmarks), or alone after `npm run build`:
 //   node test/bench/zeromq.mjs [--quick]
 // Environment: BENCH_EVENTS (default 1,000,000; --quick 200,000),
 // BENCH_SLOW_EVENTS for Perl (default 200,000; --quick 50,000), BENCH_REPEATS (3),
-// BENCH_ZMQ_CASES (ids to run, e.g. mp,mp-null,bare,pub,mp-slow,perl; default all).
+// BENCH_ZMQ_CASES (ids to run, e.g. bare,mp,mp-batch,python,mp-null,pub,mp-slow,perl; default all).
+// The Python relay needs pyzmq (Debian: apt-get install python3-zmq); it is
+// skipped with a note without it.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
@@ -45,8 +53,11 @@ async function barePush(address, corpus) {
   if (lines.at(-1) === '') lines.pop();
   const push = new zmq.Push({ sendHighWaterMark: 10_000, linger: 60_000 });
   push.connect(address);
+  const start = process.cpuUsage();
   for (const line of lines) await push.send(line);
+  const { user, system } = process.cpuUsage(start);
   push.close();
+  process.stdout.write(JSON.stringify({ cpuMs: (user + system) / 1000 }) + '\n');
 }
 
 async function barePull(address, count) {
@@ -54,17 +65,60 @@ async function barePull(address, count) {
   const pull = new zmq.Pull({ receiveHighWaterMark: 10_000 });
   await pull.bind(address);
   let first;
+  let cpuAtFirst;
   let received = 0;
   let bytes = 0;
   while (received < count) {
     const [message] = await pull.receive();
-    first ??= Date.now();
+    if (first === undefined) {
+      first = Date.now();
+      cpuAtFirst = process.cpuUsage();
+    }
     // What any consumer does at least: make a string of it.
     bytes += message.toString().length;
     received++;
   }
-  process.stdout.write(JSON.stringify({ first, last: Date.now(), received, bytes }) + '\n');
+  const { user, system } = process.cpuUsage(cpuAtFirst);
+  process.stdout.write(JSON.stringify({ first, last: Date.now(), received, bytes, cpuMs: (user + system) / 1000 }) + '\n');
   pull.close();
+}
+
+// ---------------------------------------------------------------------------
+// The Python line relay: what a short pyzmq program does, one message per line.
+
+const PYTHON_PUSH = `
+import sys, zmq
+push = zmq.Context.instance().socket(zmq.PUSH)
+push.setsockopt(zmq.SNDHWM, 10000)
+push.setsockopt(zmq.LINGER, 60000)
+push.connect(sys.argv[1])
+for line in sys.stdin.buffer:
+    push.send(line[:-1] if line.endswith(b"\\n") else line)
+push.close()
+zmq.Context.instance().term()
+`;
+
+const PYTHON_PULL = `
+import sys, zmq
+pull = zmq.Context.instance().socket(zmq.PULL)
+pull.setsockopt(zmq.RCVHWM, 10000)
+pull.bind(sys.argv[1])
+out = sys.stdout.buffer
+while True:
+    try:
+        frame = pull.recv(zmq.NOBLOCK)
+    except zmq.Again:
+        out.flush()
+        frame = pull.recv()
+    out.write(frame + b"\\n")
+`;
+
+/** A Python 3 that has pyzmq, or why there is none. */
+function pythonWithZeroMQ() {
+  for (const python of ['python3', '/usr/bin/python3']) {
+    if (spawnSync(python, ['-c', 'import zmq'], { stdio: 'ignore' }).status === 0) return { python };
+  }
+  return { skipped: 'pyzmq not installed (Debian: apt-get install python3-zmq)' };
 }
 
 // ---------------------------------------------------------------------------
@@ -135,6 +189,17 @@ function exited(child) {
   });
 }
 
+/** CPU time a process has used so far, in ms (user + system, all its threads), or undefined once it is gone. */
+function cpuMs(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime and stime, fields 14 and 15 of the line, in clock ticks (100 a second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 function sha1(path) {
   return createHash('sha1').update(readFileSync(path)).digest('hex');
 }
@@ -155,6 +220,8 @@ async function once({ receiver, sender, events, corpus, port, out, quietMs = 200
   const counter = new LineCounter(out);
   let txErr = '';
   let txStatus;
+  // The sender's last reading before it exits, and both sides' when the first message arrived.
+  const cpu = { tx: undefined, rx: undefined, txFirst: undefined, rxFirst: undefined };
   try {
     await waitListening(port);
     const inFd = openSync(corpus, 'r');
@@ -167,10 +234,16 @@ async function once({ receiver, sender, events, corpus, port, out, quietMs = 200
       if (rx.exitCode !== null) throw new Error(`receiver exited ${rx.exitCode}: ${rxErr.slice(0, 500)}`);
       if (txStatus && Date.now() - Math.max(txStatus.at, counter.last ?? 0) > quietMs) break;
       if (Date.now() > deadline) throw new Error(`timed out with ${counter.lines} of ${events} messages`);
+      cpu.tx = cpuMs(tx.pid) ?? cpu.tx;
+      if (counter.first !== undefined && cpu.rxFirst === undefined) {
+        cpu.rxFirst = cpuMs(rx.pid);
+        cpu.txFirst = cpu.tx;
+      }
       await sleep(5);
     }
     if (!txStatus) await sleep(quietMs);
     counter.poll();
+    cpu.rx = cpuMs(rx.pid);
     if (sender[0] !== 'message-pass' && txStatus && txStatus.status !== 0) {
       throw new Error(`sender exited ${txStatus.status}: ${txErr.slice(0, 500)}`);
     }
@@ -180,7 +253,8 @@ async function once({ receiver, sender, events, corpus, port, out, quietMs = 200
     counter.close();
   }
   const seconds = Math.max(1e-3, (counter.last - counter.first) / 1000);
-  return { delivered: counter.lines, seconds, rate: counter.lines / seconds };
+  const perMessage = (from, to) => (from !== undefined && to !== undefined && counter.lines > 0 ? ((to - from) * 1000) / counter.lines : undefined);
+  return { delivered: counter.lines, seconds, rate: counter.lines / seconds, txUs: perMessage(cpu.txFirst, cpu.tx), rxUs: perMessage(cpu.rxFirst, cpu.rx) };
 }
 
 /** The bare loop: the receiver times itself. */
@@ -190,41 +264,46 @@ async function bareOnce({ events, corpus, port }) {
   rx.stdout.on('data', (d) => (report += d));
   const rxEnded = exited(rx);
   await waitListening(port);
-  const tx = spawn(NODE, [SELF, '--bare-push', endpoint(port), corpus], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const tx = spawn(NODE, [SELF, '--bare-push', endpoint(port), corpus], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let txReport = '';
+  tx.stdout.on('data', (d) => (txReport += d));
   const [rxStatus, txStatus] = await Promise.all([rxEnded, exited(tx)]);
   if (rxStatus !== 0 || txStatus !== 0) throw new Error(`bare loop: receiver exit ${rxStatus}, sender exit ${txStatus}`);
-  const { first, last, received } = JSON.parse(report);
+  const { first, last, received, cpuMs: rxCpu } = JSON.parse(report);
+  const { cpuMs: txCpu } = JSON.parse(txReport);
   const seconds = Math.max(1e-3, (last - first) / 1000);
-  return { delivered: received, seconds, rate: received / seconds };
+  return { delivered: received, seconds, rate: received / seconds, txUs: (txCpu * 1000) / received, rxUs: (rxCpu * 1000) / received };
 }
 
-async function measure(testCase, repeats, dir) {
-  let best;
-  for (let i = 0; i < repeats; i++) {
-    const port = await freePort();
-    const out = join(dir, 'out.ndjson');
-    const run = testCase.bare
-      ? await bareOnce({ events: testCase.events, corpus: testCase.corpus, port })
-      : await once({ ...testCase.build(endpoint(port)), events: testCase.events, corpus: testCase.corpus, port, out });
-    if (testCase.exact) {
-      if (run.delivered !== testCase.events) throw new Error(`${testCase.name}: ${run.delivered} of ${testCase.events} messages arrived`);
-      if (!testCase.bare && (statSync(out).size !== statSync(testCase.corpus).size || sha1(out) !== sha1(testCase.corpus))) {
-        throw new Error(`${testCase.name}: the output differs from the corpus`);
-      }
+/** One run of a case, checked; the best rate and the least CPU per message of its runs are kept in `best`. */
+async function measureOnce(testCase, dir, best) {
+  const port = await freePort();
+  const out = join(dir, 'out.ndjson');
+  const run = testCase.bare
+    ? await bareOnce({ events: testCase.events, corpus: testCase.corpus, port })
+    : await once({ ...testCase.build(endpoint(port)), events: testCase.events, corpus: testCase.corpus, port, out });
+  if (testCase.exact) {
+    if (run.delivered !== testCase.events) throw new Error(`${testCase.name}: ${run.delivered} of ${testCase.events} messages arrived`);
+    if (!testCase.bare && (statSync(out).size !== statSync(testCase.corpus).size || sha1(out) !== sha1(testCase.corpus))) {
+      throw new Error(`${testCase.name}: the output differs from the corpus`);
     }
-    if (!best || run.rate > best.rate) best = run;
   }
-  rmSync(join(dir, 'out.ndjson'), { force: true });
-  return { ...testCase, ...best };
+  rmSync(out, { force: true });
+  const least = (a, b) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
+  if (!best.rate || run.rate > best.rate) Object.assign(best, { delivered: run.delivered, seconds: run.seconds, rate: run.rate });
+  best.txUs = least(best.txUs, run.txUs);
+  best.rxUs = least(best.rxUs, run.rxUs);
+  return best;
 }
 
 function table(results) {
-  const rows = [['case', 'events', 'delivered', 'msg/s', 'vs bare zeromq.js', 'vs Perl']];
+  const rows = [['case', 'events', 'delivered', 'msg/s', 'vs bare zeromq.js', 'vs pyzmq relay', 'vs Perl', 'CPU µs/msg send+receive']];
   const bare = results.find((r) => r.id === 'bare' && !r.skipped);
+  const python = results.find((r) => r.id === 'python' && !r.skipped);
   const perl = results.find((r) => r.id === 'perl' && !r.skipped);
   for (const r of results) {
     if (r.skipped) {
-      rows.push([r.name, '-', '-', `skipped: ${r.skipped}`, '', '']);
+      rows.push([r.name, '-', '-', `skipped: ${r.skipped}`, '', '', '', '']);
       continue;
     }
     rows.push([
@@ -233,7 +312,9 @@ function table(results) {
       r.delivered === r.events ? 'all' : `${fmt(r.delivered)} (${((100 * r.delivered) / r.events).toFixed(1)}%)`,
       fmt(r.rate),
       ratio(r.rate, bare?.rate),
+      ratio(r.rate, python?.rate),
       ratio(r.rate, perl?.rate),
+      r.txUs !== undefined && r.rxUs !== undefined ? `${r.txUs.toFixed(2)} + ${r.rxUs.toFixed(2)} = ${(r.txUs + r.rxUs).toFixed(2)}` : '-',
     ]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => String(row[c]).length)));
@@ -250,15 +331,29 @@ export async function run({ quick = process.argv.includes('--quick') } = {}) {
   const mp = (...args) => [NODE, BIN, ...args];
   const opts = (o) => JSON.stringify(o);
   const NULL = ['--decoder', 'Null', '--encoder', 'Null'];
-  const pushPull = (extra) => (address) => ({
-    sender: mp('--output', 'ZeroMQ', '--output_options', opts({ connect: address, socket_type: 'PUSH' }), ...extra),
+  const pushPull = (extra, outputOptions = {}) => (address) => ({
+    sender: mp('--output', 'ZeroMQ', '--output_options', opts({ connect: address, socket_type: 'PUSH', ...outputOptions }), ...extra),
     receiver: mp('--input', 'ZeroMQ', '--input_options', opts({ socket_bind: address, socket_type: 'PULL' }), ...extra),
   });
   const perlSkip = perlZeroMQ();
+  const pyzmq = pythonWithZeroMQ();
   const cases = [
+    { id: 'bare', name: 'bare zeromq.js PUSH -> PULL (one message per frame)', events, corpus, exact: true, bare: true },
     { id: 'mp', name: 'message-passing PUSH -> PULL (JSON)', events, corpus, exact: true, build: pushPull([]) },
+    { id: 'mp-batch', name: 'message-passing PUSH -> PULL (JSON, batch)', events, corpus, exact: true, build: pushPull([], { batch: true }) },
+    {
+      id: 'python',
+      name: 'pyzmq line relay PUSH -> PULL (Python, no JSON)',
+      events,
+      corpus,
+      exact: true,
+      skipped: pyzmq.skipped,
+      build: (address) => ({
+        sender: [pyzmq.python, '-c', PYTHON_PUSH, address],
+        receiver: [pyzmq.python, '-c', PYTHON_PULL, address],
+      }),
+    },
     { id: 'mp-null', name: 'message-passing PUSH -> PULL (Null codecs)', events, corpus, exact: true, build: pushPull(NULL) },
-    { id: 'bare', name: 'bare zeromq.js PUSH -> PULL (ceiling)', events, corpus, exact: true, bare: true },
     {
       id: 'pub',
       name: 'message-passing PUB -> SUB (JSON; lossy)',
@@ -294,24 +389,25 @@ export async function run({ quick = process.argv.includes('--quick') } = {}) {
       `two processes over tcp://127.0.0.1, best of ${repeats}, rate from the first message received to the last, node ${process.version}`,
   );
   const only = process.env.BENCH_ZMQ_CASES?.split(',');
-  const results = [];
+  const chosen = only ? cases.filter((c) => only.includes(c.id)) : cases;
+  const results = chosen.map((c) => (c.skipped ? c : { ...c }));
   try {
-    for (const c of only ? cases.filter((c) => only.includes(c.id)) : cases) {
-      if (c.skipped) {
-        results.push(c);
-        continue;
+    // Round after round, each case once per round: a busy spell of the machine falls on all of them alike.
+    for (let round = 0; round < repeats; round++) {
+      for (const r of results) {
+        if (r.skipped || (r.id === 'perl' && round > 0)) continue;
+        process.stderr.write(`  ${r.name} (${round + 1}/${repeats}) ...`);
+        const before = r.rate;
+        await measureOnce(r, dir, r);
+        process.stderr.write(` ${fmt(r.rate)} msg/s${r.rate === before ? ' (best before)' : ''}\n`);
       }
-      process.stderr.write(`  ${c.name} ...`);
-      const r = await measure(c, c.id === 'perl' ? 1 : repeats, dir);
-      process.stderr.write(` ${fmt(r.rate)} msg/s\n`);
-      results.push(r);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   console.log(table(results));
   const byId = Object.fromEntries(results.map((r) => [r.id, r]));
-  const { mp: ours, 'mp-slow': oursSlow, perl } = byId;
+  const { mp: ours, 'mp-slow': oursSlow, perl, bare, python, 'mp-batch': batched } = byId;
   if (ours && oursSlow) console.log(
     `targets: end to end >= 250,000 msg/s with zero loss: ${fmt(ours.rate)} msg/s, ${ours.delivered === ours.events ? 'no loss' : 'LOSS'} -> ${ours.rate >= 250_000 && ours.delivered === ours.events ? 'met' : 'not met'}` +
       (perl?.rate
@@ -319,13 +415,32 @@ export async function run({ quick = process.argv.includes('--quick') } = {}) {
           (perl.delivered < perl.events ? ` (Perl lost ${fmt(perl.events - perl.delivered)}: its PUSH has linger 0)` : '')
         : ''),
   );
+  const met = (ok) => (ok ? 'met' : 'not met');
+  const exact = (r) => r.delivered === r.events;
+  const cpu = (r) => (r?.txUs !== undefined && r?.rxUs !== undefined ? r.txUs + r.rxUs : undefined);
+  const cpuRatio = (a, b) => (cpu(a) && cpu(b) ? `${(cpu(b) / cpu(a)).toFixed(2)}x` : '-');
+  if (batched && ours) {
+    console.log(
+      `targets: batch >= 3x unbatched: ${ratio(batched.rate, ours.rate)} -> ${met(batched.rate >= 3 * ours.rate && exact(batched))}` +
+        (python?.rate ? `; batch >= pyzmq line relay: ${ratio(batched.rate, python.rate)} -> ${met(batched.rate >= python.rate && exact(batched))}` : '') +
+        (bare?.rate ? `; unbatched >= 0.9x bare zeromq.js: ${ratio(ours.rate, bare.rate)} -> ${met(ours.rate >= 0.9 * bare.rate)}` : ''),
+    );
+    console.log(
+      `CPU per message, less is better (the other's CPU / batch's): batch vs unbatched ${cpuRatio(batched, ours)}` +
+        (python ? `, batch vs pyzmq relay ${cpuRatio(batched, python)}` : '') +
+        (bare ? `; unbatched vs bare zeromq.js ${cpuRatio(ours, bare)}` : ''),
+    );
+  }
   console.log('commands (corpus on stdin of the sender, receiver output to a file):');
   for (const c of results) {
     if (c.skipped) continue;
     if (c.bare) console.log(`  ${c.name.padEnd(52)} node test/bench/zeromq.mjs --bare-pull / --bare-push`);
     else {
       const { sender, receiver } = c.build(endpoint('PORT'));
-      const show = (argv) => argv.map((a) => (a === NODE ? 'node' : a === BIN ? 'bin/message-passing.js' : /[\s{"]/.test(a) ? `'${a}'` : a)).join(' ');
+      const show = (argv) =>
+        argv
+          .map((a) => (a === NODE ? 'node' : a === BIN ? 'bin/message-passing.js' : a === PYTHON_PUSH || a === PYTHON_PULL ? '<relay in test/bench/zeromq.mjs>' : /[\s{"]/.test(a) ? `'${a}'` : a))
+          .join(' ');
       console.log(`  ${c.name.padEnd(52)} ${show(receiver)} > out   &   ${show(sender)} < corpus`);
     }
   }
