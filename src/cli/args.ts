@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { Argv } from 'yargs';
 import { describe, UsageError } from '../core/errors.js';
 import { flags, type FlagSpec } from './flags.js';
 import { closest, typeName } from '../core/options.js';
@@ -26,55 +27,153 @@ export interface Settings {
   help?: string | true;
   version: boolean;
   man: boolean;
-  /** `message-passing completion [SHELL]`. */
+  /** `message-passing completion [SHELL]`: bash or zsh. */
   completion?: string;
+  /**
+   * yargs's completion protocol, `message-passing --get-yargs-completions WORD...`
+   * (what the completion script runs): the words of the command line being
+   * completed, the last one the word under the cursor. `completion` is then the
+   * shell asking.
+   */
+  completing?: string[];
 }
 
 type RawValue = string | number | boolean | PluginOptions | undefined;
 type Raw = Map<string, RawValue | RawValue[]>;
 
+const PROGRAM = 'message-passing';
+/** yargs's completion protocol: `message-passing --get-yargs-completions WORD...` (see completion.ts). */
+export const COMPLETION_KEY = 'get-yargs-completions';
+export const SHELLS = ['bash', 'zsh'] as const;
+
 const byName = new Map(flags.map((f) => [f.name, f]));
 
+/** The flag a spelling names: `input_options`, `input-options`, or a short form such as `h`. */
+export function flagNamed(spelling: string): FlagSpec | undefined {
+  const spec = byName.get(spelling.replace(/-/g, '_')) ?? flags.find((f) => f.short?.includes(spelling));
+  // --man is internal: only that exact spelling.
+  return spec?.hidden && spelling !== spec.name ? undefined : spec;
+}
+
+/**
+ * Where yargs is loaded from, on first use: an empty command line, the most
+ * common one, needs no parsing and skips loading it. scripts/bundle.mjs points
+ * this at the bundle's own copy, dist/message-passing-yargs.cjs.
+ */
+const YARGS_MODULE = 'yargs';
+type YargsFactory = (args?: readonly string[]) => Argv;
+let yargsFactory: YargsFactory | undefined;
+
+function yargs(): Argv {
+  if (!yargsFactory) {
+    const loaded = createRequire(import.meta.url)(YARGS_MODULE) as YargsFactory | { default: YargsFactory };
+    yargsFactory = typeof loaded === 'function' ? loaded : loaded.default;
+  }
+  return yargsFactory();
+}
+
+/** The kebab-case spelling, when it differs. */
+const kebab = (name: string): string[] => (name.includes('_') ? [name.replace(/_/g, '-')] : []);
+
+/**
+ * The flag table as a yargs parser. yargs only takes the command line apart; it
+ * prints nothing and exits nothing: its help, version, strict mode and locale
+ * guessing are off, and every message the user sees is ours (parseArgs).
+ * Configured in a few calls, since each yargs call costs start-up time.
+ */
+export function parser(): Argv {
+  const aliases: Record<string, string[]> = {};
+  for (const f of flags) {
+    const names = [...kebab(f.name), ...(f.short ?? [])];
+    if (names.length) aliases[f.name] = names;
+  }
+  return (
+    yargs()
+      .scriptName(PROGRAM)
+      .help(false)
+      .version(false)
+      .strict(false)
+      .exitProcess(false)
+      .detectLocale(false)
+      .parserConfiguration({
+        'camel-case-expansion': false,
+        'boolean-negation': false,
+        'dot-notation': false,
+        'parse-numbers': false,
+        'parse-positional-numbers': false,
+        // Repeats make lists (the last one counts for a flag that does not repeat).
+        'duplicate-arguments-array': true,
+        'greedy-arrays': false,
+        // An unknown --flag lands in argv._, where parseArgs finds it.
+        'unknown-options-as-args': true,
+        'strip-aliased': true,
+        // Words after `--` go to argv['--'], to be reported as such.
+        'populate--': true,
+      })
+      .fail((message, error) => {
+        throw new UsageError(message || describe(error));
+      })
+      .string(flags.filter((f) => f.kind === 'plugin' || f.kind === 'options' || f.kind === 'string').map((f) => f.name))
+      .boolean(flags.filter((f) => f.kind === 'boolean').map((f) => f.name))
+      // An optional value is left untyped: yargs takes the next word unless it is a flag, else true.
+      .options(Object.fromEntries(flags.filter((f) => f.kind.startsWith('optional')).map((f) => [f.name, {}])))
+      .alias(aliases)
+  );
+}
+
 export function parseArgs(argv: readonly string[]): Settings {
-  if (argv[0] === 'completion') return { ...defaults(new Map()), completion: argv[1] ?? 'bash' };
+  if (argv[0] === `--${COMPLETION_KEY}`) {
+    return { ...defaults(new Map()), completion: callerShell(), completing: argv.slice(1) };
+  }
+  if (argv[0] === 'completion') {
+    const shell = argv[1] ?? 'bash';
+    if (!(SHELLS as readonly string[]).includes(shell)) throw new UsageError(`completion: unknown shell '${shell}' (choose ${SHELLS.join(' or ')})`);
+    if (argv.length > 2) throw new UsageError(`unexpected argument '${argv[2]}' after completion ${shell}`);
+    return { ...defaults(new Map()), completion: shell };
+  }
+  if (argv.length === 0) return defaults(new Map());
+  // yargs reads `--list=yes` as false; a switch takes no value at all.
+  for (const token of argv) {
+    const match = /^--?([^=]+)=(.*)$/s.exec(token);
+    const spec = match && flagNamed(match[1]!);
+    if (spec?.kind === 'boolean' && match![2] !== 'true' && match![2] !== 'false') throw new UsageError(`--${spec.name} takes no value`);
+  }
+  const parsed = parser().parseSync([...argv]) as Record<string, unknown> & { _: Array<string | number>; '--'?: Array<string | number> };
+  const unknown = Object.keys(parsed).filter((key) => !['_', '--', '$0'].includes(key) && !byName.has(key)).map((key) => `--${key}`);
+  const stray = [...parsed._.map(String), ...unknown].sort((a, b) => position(argv, a) - position(argv, b))[0];
+  if (stray !== undefined) throw strayError(stray);
+  const afterDashes = parsed['--']?.[0];
+  if (afterDashes !== undefined) throw strayError(String(afterDashes), false);
+
   const raw: Raw = new Map();
-  for (let i = 0; i < argv.length; i++) {
-    const token = argv[i]!;
-    if (token === '-h') {
-      raw.set('help', true);
-      continue;
-    }
-    if (!token.startsWith('--') || token === '--') {
-      throw new UsageError(`unexpected argument '${token}': every setting is a flag such as --input NAME (see --help)`);
-    }
-    const eq = token.indexOf('=');
-    const given = token.slice(2, eq < 0 ? undefined : eq);
-    const spec = byName.get(given.replace(/-/g, '_'));
-    if (!spec || spec.hidden && given !== spec.name) {
-      const hint = closest(given.replace(/-/g, '_'), flags.filter((f) => !f.hidden).map((f) => f.name));
-      throw new UsageError(`unknown flag --${given}` + (hint ? ` (did you mean --${hint}?)` : ' (see --help)'));
-    }
-    let value: string | undefined = eq < 0 ? undefined : token.slice(eq + 1);
-    const next = argv[i + 1];
-    if (value === undefined) {
-      if (spec.kind === 'plugin' || spec.kind === 'options' || spec.kind === 'string') {
-        // `--input --output X` forgot the input's name; taking '--output' as one would mislead.
-        if (next === undefined || next.startsWith('--')) throw new UsageError(`--${spec.name} needs a value (${spec.value})`);
-        value = next;
-        i++;
-      } else if (spec.kind === 'optional-number' && next !== undefined && /^(\d+\.?\d*|\.\d+)$/.test(next)) {
-        value = next;
-        i++;
-      } else if (spec.kind === 'optional-string' && next !== undefined && !next.startsWith('-')) {
-        value = next;
-        i++;
-      }
-    }
-    store(raw, spec, convert(spec, value, `--${spec.name}`));
+  for (const spec of flags) {
+    const value = parsed[spec.name];
+    if (value === undefined) continue;
+    const values = Array.isArray(value) ? (value as unknown[]) : [value];
+    // A flag that does not repeat: the last one counts.
+    for (const v of spec.repeats ? values : values.slice(-1)) store(raw, spec, convert(spec, v as string | boolean, `--${spec.name}`));
   }
   const file = raw.get('configfile');
   if (typeof file === 'string') mergeConfig(raw, file);
   return defaults(raw);
+}
+
+/** Where a word yargs did not take shows first on the command line, for the first problem to be the one reported. */
+function position(argv: readonly string[], word: string): number {
+  const at = argv.findIndex((token) => token === word || token.startsWith(`${word}=`));
+  return at < 0 ? argv.length : at;
+}
+
+function strayError(word: string, mayBeFlag = true): UsageError {
+  if (!mayBeFlag || !/^-./.test(word)) return new UsageError(`unexpected argument '${word}': every setting is a flag such as --input NAME (see --help)`);
+  const given = word.replace(/=.*$/s, '');
+  const hint = closest(given.replace(/^-+/, '').replace(/-/g, '_'), flags.filter((f) => !f.hidden).map((f) => f.name));
+  return new UsageError(`unknown flag ${given}` + (hint ? ` (did you mean --${hint}?)` : ' (see --help)'));
+}
+
+/** The shell asking for completions, as yargs tells it (it answers zsh with descriptions). */
+function callerShell(): string {
+  return [process.env.SHELL, process.env.ZSH_NAME].some((v) => v?.includes('zsh')) ? 'zsh' : 'bash';
 }
 
 function store(raw: Raw, spec: FlagSpec, value: RawValue): void {
@@ -87,25 +186,23 @@ function store(raw: Raw, spec: FlagSpec, value: RawValue): void {
   }
 }
 
-function convert(spec: FlagSpec, value: string | undefined, where: string): RawValue {
+/** One value from yargs: a string, or true/false for a flag given without one. */
+function convert(spec: FlagSpec, value: string | boolean, where: string): RawValue {
   switch (spec.kind) {
-    case 'options':
-      return parseOptions(value!, where);
     case 'boolean':
-      if (value === undefined || value === 'true') return true;
-      if (value === 'false') return false;
-      throw new UsageError(`${where} takes no value`);
+      return value === true || value === 'true';
     case 'optional-number': {
-      if (value === undefined) return Number(spec.default);
+      if (value === true) return Number(spec.default);
       const n = Number(value);
       if (!(n > 0)) throw new UsageError(`${where} takes a number of seconds greater than 0, got '${value}'`);
       return n;
     }
     case 'optional-string':
-      return value ?? true;
-    default:
-      if (value === '') throw new UsageError(`${where} needs a non-empty value`);
       return value;
+    default:
+      // yargs gives '' for a flag at the end or before another flag: `--input --output X` forgot the input's name.
+      if (typeof value !== 'string' || value === '') throw new UsageError(`${where} needs a value (${spec.value})`);
+      return spec.kind === 'options' ? parseOptions(value, where) : value;
   }
 }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { Settings } from './args.js';
+import { SHELLS, type Settings } from './args.js';
+import { complete, completionScript } from './completion.js';
 import { ERROR_FRAME_LIMIT, UsageError } from '../core/errors.js';
 import { flags, type FlagSpec } from './flags.js';
 import { closest, type OptionSpec } from '../core/options.js';
@@ -14,7 +15,8 @@ const roleFlag: Record<Role, string> = { input: 'input', output: 'output', filte
 /** --help, --help PLUGIN, --list, --version, --man and `completion`: all read the plugins' own declarations. */
 export async function printDocs(settings: Settings): Promise<void> {
   let text: string;
-  if (settings.completion !== undefined) text = completion(settings.completion);
+  if (settings.completing !== undefined) text = await completions(settings.completing, settings.completion);
+  else if (settings.completion !== undefined) text = completion(settings.completion);
   else if (settings.version) text = `${PROGRAM} ${version()}\n`;
   else if (typeof settings.help === 'string') text = await pluginHelp(settings.help);
   else if (settings.list) text = await list();
@@ -30,6 +32,11 @@ export function version(): string {
 
 async function loaded(): Promise<Array<{ entry: RegistryEntry; plugin: AnyPlugin }>> {
   return Promise.all(registry.map(async (entry) => ({ entry, plugin: (await entry.load()).default })));
+}
+
+/** The description, with the one-letter forms. */
+function described(f: FlagSpec): string {
+  return f.description + (f.short?.length ? ` Also ${f.short.map((s) => `-${s}`).join(', ')}.` : '');
 }
 
 /** ' VALUE', ' [VALUE]' for an optional one, or nothing for a switch; `style` marks up the name. */
@@ -51,7 +58,7 @@ function usage(): string {
   const rows = flags.filter((f) => !f.hidden).map((f) => {
     const value = valueLabel(f);
     const dflt = f.default && f.kind === 'plugin' ? ` (default ${f.default})` : '';
-    return [`--${f.name}${value}`, `${f.description}${dflt}`];
+    return [`--${f.name}${value}`, `${described(f)}${dflt}`];
   });
   return [
     `Usage: ${PROGRAM} [--input NAME] [--filter NAME]... [--output NAME] [options]`,
@@ -173,7 +180,7 @@ export async function manPage(): Promise<string> {
     ...flags.filter((f) => !f.hidden).flatMap((f) => [
       '.TP',
       `.B \\-\\-${roff(f.name)}${valueLabel(f, (v) => `\\fI${v}\\fR`)}`,
-      roff(f.description + (f.default && f.kind === 'plugin' ? ` Default: ${f.default}.` : '') + (f.kind === 'optional-number' ? ` Default: ${f.default}.` : '')),
+      roff(described(f) + (f.default && f.kind === 'plugin' ? ` Default: ${f.default}.` : '') + (f.kind === 'optional-number' ? ` Default: ${f.default}.` : '')),
     ]),
     '.PP',
     roff('Every flag may also be written in kebab case (--input-options). OPTS is a JSON5 object; strict JSON works. Plugin names are case-insensitive, and a leading + is ignored.'),
@@ -217,27 +224,19 @@ export async function manPage(): Promise<string> {
   return out.join('\n');
 }
 
+/** yargs's script for bash or zsh (completion.ts). */
 function completion(shell: string): string {
-  if (shell !== 'bash' && shell !== 'zsh') throw new UsageError(`completion: unknown shell '${shell}' (choose bash or zsh)`);
-  const names = (role: Role) => registry.filter((e) => e.role === role).map((e) => e.name).join(' ');
-  const allFlags = flags.filter((f) => !f.hidden).map((f) => `--${f.name}`).join(' ');
-  const script = [
-    `# ${PROGRAM} completion for ${shell}: add  eval "$(${PROGRAM} completion ${shell})"  to your shell's rc file.`,
-    ...(shell === 'zsh' ? ['autoload -U +X bashcompinit && bashcompinit'] : []),
-    '_message_passing() {',
-    '  local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"',
-    '  case "$prev" in',
-    `    --input) COMPREPLY=($(compgen -W "${names('input')}" -- "$cur")); return ;;`,
-    `    --output|--error) COMPREPLY=($(compgen -W "${names('output')}" -- "$cur")); return ;;`,
-    `    --decoder|--encoder) COMPREPLY=($(compgen -W "${names('codec')}" -- "$cur")); return ;;`,
-    `    --filter) COMPREPLY=($(compgen -W "${names('filter')}" -- "$cur") $(compgen -f -- "$cur")); return ;;`,
-    '    --configfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;',
-    `    --help) COMPREPLY=($(compgen -W "${[...new Set(registry.map((e) => e.name))].join(' ')}" -- "$cur")); return ;;`,
-    '  esac',
-    `  COMPREPLY=($(compgen -W "${allFlags}" -- "$cur"))`,
-    '}',
-    `complete -F _message_passing ${PROGRAM}`,
-    '',
-  ];
-  return script.join('\n');
+  if (!(SHELLS as readonly string[]).includes(shell)) throw new UsageError(`completion: unknown shell '${shell}' (choose ${SHELLS.join(' or ')})`);
+  return completionScript(shell);
+}
+
+/** One answer a line; none at all rather than an error, since a TAB should never print one. */
+async function completions(words: readonly string[], shell: string | undefined): Promise<string> {
+  try {
+    const answers = await complete(words, shell);
+    return answers.length ? `${answers.join('\n')}\n` : '';
+  } catch (error) {
+    if (process.env.DEBUG) throw error;
+    return '';
+  }
 }

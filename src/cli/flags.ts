@@ -1,8 +1,13 @@
-/** Every command-line flag, once: the parser, --help, the man page and completion read this table. */
+/**
+ * Every command-line flag, once: the parser (yargs, in args.ts), --help, the man
+ * page and completion read this table. Each flag may also be written in kebab case
+ * (--input-options for input_options).
+ */
 export interface FlagSpec {
   name: string;
-  /** 'plugin' and 'options' take a value; 'list' flags may repeat. */
+  /** 'plugin', 'options' and 'string' take a value; 'optional-*' may; 'boolean' takes none. */
   kind: 'plugin' | 'options' | 'string' | 'boolean' | 'optional-number' | 'optional-string';
+  /** May be given more than once (the values make a list, in order). */
   repeats?: boolean;
   /** Which plugin role a 'plugin' flag names. */
   role?: 'input' | 'output' | 'filter' | 'codec';
@@ -11,6 +16,8 @@ export interface FlagSpec {
   description: string;
   /** Not shown in help (internal). */
   hidden?: boolean;
+  /** One-letter forms, written -h. */
+  short?: readonly string[];
 }
 
 export const flags: readonly FlagSpec[] = [
@@ -29,7 +36,7 @@ export const flags: readonly FlagSpec[] = [
   { name: 'configfile', kind: 'string', value: 'FILE', description: 'A JSON5 file holding the same keys as these flags; flags override it.' },
   { name: 'stats', kind: 'optional-number', value: 'SECONDS', default: '10', description: 'Print counts (in, out, dropped, errors) and the rate on stderr every SECONDS, and once at the end.' },
   { name: 'list', kind: 'boolean', description: 'List every plugin with a one-line summary.' },
-  { name: 'help', kind: 'optional-string', value: 'PLUGIN', description: "Show this help, or a plugin's options, defaults and examples." },
-  { name: 'version', kind: 'boolean', description: 'Print the version.' },
+  { name: 'help', kind: 'optional-string', short: ['h'], value: 'PLUGIN', description: "Show this help, or a plugin's options, defaults and examples." },
+  { name: 'version', kind: 'boolean', short: ['v', 'V'], description: 'Print the version.' },
   { name: 'man', kind: 'boolean', hidden: true, description: 'Print the man page (roff).' },
 ];

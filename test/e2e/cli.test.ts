@@ -1,8 +1,10 @@
 // The command line as a user types it: defaults, spellings, JSON5 options, config files.
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { flags } from '../../src/cli/flags.js';
 import { BIN, lines, run, tempDir } from './helpers.js';
 
 const dir = tempDir();
@@ -155,6 +157,122 @@ describe.concurrent('--configfile', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(lines(stdout)).toEqual([{ n: 1, host: 'solo' }]);
+  });
+});
+
+describe.concurrent('usage errors from the command line: exit 2, one line, nothing started', () => {
+  it.each([
+    [['--input-optoins', '{}'], 'unknown flag --input-optoins (did you mean --input_options?)'],
+    [['--Output=STDOUT'], 'unknown flag --Output (did you mean --output?)'],
+    [['--list=yes'], '--list takes no value'],
+    [['--stats', 'soon'], "--stats takes a number of seconds greater than 0, got 'soon'"],
+    [['--input='], '--input needs a value (NAME)'],
+    [['--', 'STDIN'], "unexpected argument 'STDIN': every setting is a flag such as --input NAME (see --help)"],
+    [['completion', 'bash', 'zsh'], "unexpected argument 'zsh' after completion bash"],
+  ])('%j', async (args, message) => {
+    const { code, stdout, stderr } = await run(args, { input: '{"would":"be copied"}\n' });
+    expect(stdout).toBe('');
+    expect(stderr).toBe(`message-passing: ${message}\n`);
+    expect(code).toBe(2);
+  });
+
+  it('-h PLUGIN is --help PLUGIN', async () => {
+    const short = await run(['-h', 'stdin']);
+    expect(short.code).toBe(0);
+    expect(short.stdout).toBe((await run(['--help', 'STDIN'])).stdout);
+  });
+});
+
+describe.concurrent('shell completion', () => {
+  // `message-passing` on PATH, as the completion scripts call it.
+  const binDir = join(dir, '.bin');
+  mkdirSync(binDir);
+  writeFileSync(join(binDir, 'message-passing'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`);
+  chmodSync(join(binDir, 'message-passing'), 0o755);
+  const env: Record<string, string | undefined> = { ...process.env, PATH: `${binDir}:${process.env.PATH}`, SHELL: '/bin/bash' };
+  delete env.ZSH_NAME;
+  delete env.COMP_CWORD;
+  const exec = promisify(execFile);
+
+  it("answers yargs's protocol, --get-yargs-completions WORD..., one answer a line", async () => {
+    const ask = async (...words: string[]) => (await exec('message-passing', ['--get-yargs-completions', ...words], { env, encoding: 'utf8' })).stdout;
+    expect(await ask('message-passing', '--input', 'stdi')).toBe('STDIN\n');
+    expect(await ask('--input', 'stdi')).toBe('STDIN\n');
+    expect(await ask('--input=stdi')).toBe('--input=STDIN\n');
+    expect((await ask('message-passing', '--help', 'std')).split('\n')).toEqual(expect.arrayContaining(['STDIN', 'STDOUT', 'STDERR']));
+    expect(await ask('message-passing', '--decoder', 'xyz')).toBe('');
+    expect(await ask('message-passing', '--inptu', '--inp')).toBe('--input\n--input_options\n');
+    expect(await ask('message-passing', '')).toBe(flags.filter((f) => !f.hidden).map((f) => `--${f.name}\n`).join(''));
+  });
+
+  /** COMPREPLY after the bash script's function runs on `line`, the cursor at word `cword` (the last by default). */
+  async function bashComplete(words: string[], cword = words.length - 1): Promise<string[]> {
+    const script = [
+      'eval "$(message-passing completion bash)"',
+      `COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')})`,
+      `COMP_CWORD=${cword}`,
+      'COMP_LINE="${COMP_WORDS[*]}"',
+      'COMP_POINT=${#COMP_LINE}',
+      '_message-passing_yargs_completions',
+      'printf "%s\\n" "${COMPREPLY[@]}"',
+    ].join('\n');
+    const { stdout } = await exec('bash', ['-c', script], { env, encoding: 'utf8', cwd: dir });
+    return stdout.split('\n').filter((line) => line !== '');
+  }
+
+  it('completes in bash: plugin names in any case, --flag=value as bash splits it, flags, up to the cursor', async () => {
+    expect(await bashComplete(['message-passing', '--input', 'stdi'])).toEqual(['STDIN']);
+    expect(await bashComplete(['message-passing', '--input', '=', 'stdi'])).toEqual(['STDIN']);
+    expect(await bashComplete(['message-passing', '--decoder', '='])).toEqual(expect.arrayContaining(['JSON', 'Null']));
+    expect(await bashComplete(['message-passing', '--help', 'filet'])).toEqual(['FileTail']);
+    expect(await bashComplete(['message-passing', '--out'])).toEqual(['--output', '--output_options']);
+    expect(await bashComplete(['message-passing', '--inp', '--output', 'STDOUT'], 1)).toEqual(['--input', '--input_options']);
+    expect(await bashComplete(['message-passing', 'completion', ''])).toEqual(['bash', 'zsh']);
+    // Nothing to offer: bash's own file completion takes over (complete -o default).
+    expect(await bashComplete(['message-passing', '--configfile', 'pi'])).toEqual([]);
+  });
+
+  const zsh = spawnSync('sh', ['-c', 'command -v zsh'], { encoding: 'utf8' }).status === 0;
+
+  /**
+   * The line after TAB in a real interactive zsh (run in a pseudo-terminal by
+   * zsh/zpty) with compinit and the script loaded: a dumb terminal, so zsh
+   * edits the line with backspaces, replayed here.
+   */
+  async function zshComplete(line: string): Promise<string> {
+    const harness = [
+      'zmodload zsh/zpty',
+      "zpty z 'TERM=dumb zsh -f -i'",
+      `zpty -w z 'PS1="READY> "; autoload -U compinit; compinit -u; eval "$(message-passing completion zsh)"; echo SETUP-DONE'`,
+      "zpty -r z out '*SETUP-DONE*'",
+      "zpty -r z out '*READY> '",
+      `zpty -w -n z "$LINE"$'\\t'`,
+      'sleep 3',
+      'all=',
+      'while zpty -r -t z out; do all+=$out; done',
+      'print -r -- "$all"',
+      'zpty -d z',
+    ].join('\n');
+    const { stdout } = await exec('zsh', ['-f', '-c', harness], { env: { ...env, SHELL: '/bin/zsh', LINE: line }, encoding: 'utf8', timeout: 20_000 });
+    const screen: string[] = [];
+    for (const ch of stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')) {
+      if (ch === '\b') screen.pop();
+      else screen.push(ch === '\r' ? '\n' : ch);
+    }
+    return screen.join('').split('\n').filter((l) => l.includes('message-passing')).at(-1)!.replace(/^READY> /, '').trimEnd();
+  }
+
+  it.skipIf(!zsh)('completes in a real zsh: plugin names in any case, --flag=value, kebab case to Perl spelling', async () => {
+    const [std, joined, kebab, several] = await Promise.all([
+      zshComplete('message-passing --input stdi'),
+      zshComplete('message-passing --input=stdi'),
+      zshComplete('message-passing --input-o'),
+      zshComplete('message-passing --help std'),
+    ]);
+    expect(std).toBe('message-passing --input STDIN');
+    expect(joined).toBe('message-passing --input=STDIN');
+    expect(kebab).toBe('message-passing --input_options');
+    expect(several).toBe('message-passing --help STD');
   });
 });
 

@@ -31,6 +31,8 @@ describe.concurrent('documentation', () => {
     expect(code).toBe(0);
     for (const flag of visibleFlags) expect(stdout).toContain(`--${flag.name}`);
     expect(stdout).not.toContain('--man');
+    expect(stdout).toContain('Also -h.');
+    expect(stdout).toContain('Also -v, -V.');
     expect((await run(['-h'])).stdout).toBe(stdout);
   });
 
@@ -72,19 +74,22 @@ describe.concurrent('documentation', () => {
     expect(file.stdout).toContain('Examples:');
   });
 
-  it('--version prints the version of package.json', async () => {
+  it('--version, -v and -V print the version of package.json', async () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-    const { code, stdout } = await run(['--version']);
-    expect(code).toBe(0);
-    expect(stdout).toBe(`message-passing ${version}\n`);
+    for (const flag of ['--version', '-v', '-V']) {
+      const { code, stdout } = await run([flag]);
+      expect(code, flag).toBe(0);
+      expect(stdout, flag).toBe(`message-passing ${version}\n`);
+    }
   });
 
-  it.each(['bash', 'zsh'])('completion %s prints a script that bash -n accepts', async (shell) => {
-    const { code, stdout } = await run(['completion', shell]);
+  it.each(['bash', 'zsh'])("completion %s prints yargs's script for it, which calls message-passing for the words", async (shell) => {
+    const { code, stdout, stderr } = await run(['completion', shell]);
+    expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(stdout).toContain('complete -F _message_passing message-passing');
-    for (const flag of visibleFlags) expect(stdout).toContain(`--${flag.name}`);
-    execFileSync('bash', ['-n'], { input: stdout });
+    expect(stdout).toContain('message-passing --get-yargs-completions');
+    expect(stdout).toContain(shell === 'bash' ? 'complete -o bashdefault -o default -F _message-passing_yargs_completions message-passing' : 'compdef _message-passing_yargs_completions message-passing');
+    if (shell === 'bash') execFileSync('bash', ['-n'], { input: stdout });
   });
 
   it('the committed man page is current (regenerate it with npm run man)', async () => {
