@@ -466,8 +466,12 @@ class StreamInput extends AckingInput {
     return this.control.sendCommand(['XCLAIM', key, group, consumer, '0', ...old, 'JUSTID']);
   }
 
-  protected finish(): Promise<unknown> {
-    return Promise.resolve();
+  /** A consumer with nothing pending leaves the group at the end (with something pending it stays, so that it can be claimed). */
+  protected async finish(): Promise<unknown> {
+    const { key, group, consumer } = this.settings;
+    const pending = (await this.control.sendCommand(['XPENDING', key, group, '-', '+', '1', consumer])) as unknown[];
+    if (pending.length > 0) return;
+    return this.control.sendCommand(['XGROUP', 'DELCONSUMER', key, group, consumer]);
   }
 }
 
