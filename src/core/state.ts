@@ -80,6 +80,8 @@ export interface KeyedStateOptions<V> {
 interface Entry<V> {
   value: V;
   holds: Hold[] | undefined;
+  /** When it was created: tells a live key from an older entry of the same name in the age queue. */
+  born: number;
 }
 
 const NOTHING: readonly Message[] = Object.freeze([]);
@@ -92,6 +94,16 @@ const NOTHING: readonly Message[] = Object.freeze([]);
  */
 export class KeyedState<V> {
   private readonly entries = new Map<string, Entry<V>>();
+  /**
+   * Keys in order of creation, with when each was created; taken keys leave
+   * stale places, skipped and dropped as the head passes them. Iterating the
+   * Map for its first key instead walks the holes V8 leaves where entries were
+   * deleted (measured: 2.4 s of a 3 s run evicting at max_keys 10,000).
+   */
+  private ageKeys: string[] = [];
+  private ageBorn: number[] = [];
+  private ageHead = 0;
+  private births = 0;
 
   constructor(
     private readonly options: KeyedStateOptions<V>,
@@ -120,8 +132,11 @@ export class KeyedState<V> {
     if (entry) entry.value = value;
     else {
       if (this.entries.size >= this.options.maxKeys) evicted = this.evictOldest();
-      entry = { value, holds: undefined };
+      entry = { value, holds: undefined, born: this.births++ };
       this.entries.set(key, entry);
+      this.ageKeys.push(key);
+      this.ageBorn.push(entry.born);
+      this.compactAges();
     }
     const hold = this.keeper.currentHold();
     if (hold !== undefined) {
@@ -144,8 +159,33 @@ export class KeyedState<V> {
 
   /** The oldest key, or undefined when empty. */
   oldestKey(): string | undefined {
-    for (const key of this.entries.keys()) return key;
+    const { ageKeys, ageBorn } = this;
+    while (this.ageHead < ageKeys.length) {
+      const key = ageKeys[this.ageHead]!;
+      if (this.entries.get(key)?.born === ageBorn[this.ageHead]) return key;
+      this.ageHead++;
+    }
     return undefined;
+  }
+
+  /**
+   * Rebuilds the age queue from the live keys once stale places are more than
+   * half of it (keys taken behind a long-lived oldest one): it stays within
+   * twice what is held, at a cost spread over the insertions that grew it.
+   */
+  private compactAges(): void {
+    if (this.ageKeys.length <= 2 * this.entries.size + 32) return;
+    const keys: string[] = [];
+    const born: number[] = [];
+    for (let i = this.ageHead; i < this.ageKeys.length; i++) {
+      const key = this.ageKeys[i]!;
+      if (this.entries.get(key)?.born !== this.ageBorn[i]) continue;
+      keys.push(key);
+      born.push(this.ageBorn[i]!);
+    }
+    this.ageKeys = keys;
+    this.ageBorn = born;
+    this.ageHead = 0;
   }
 
   keys(): IterableIterator<string> {
