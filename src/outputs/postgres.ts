@@ -407,17 +407,27 @@ class PostgresOutput implements Output {
     }
   }
 
-  /** One transaction: the rows in one COPY; when the database rejects one, again with the rejected rows left out. */
+  /**
+   * One transaction in one round trip: BEGIN, its id, the rows in one COPY and
+   * COMMIT go as one query (three round trips took 55 ms per 1000 rows on a
+   * busy machine, 15 of them for BEGIN alone). When the database rejects a row,
+   * again with the rejected rows left out.
+   */
   private async transaction(client: Client, rows: Row[]): Promise<Rejected[]> {
-    const txid = await this.begin(client);
+    const progress: CopyProgress = { tags: [] };
     try {
-      await copy(client, this.copyText, rows);
+      await copy(client, `BEGIN; SELECT txid_current()::text; ${this.copyText}; COMMIT`, rows, progress);
     } catch (error) {
-      if (!isRowError(error)) throw error;
-      await client.query('ROLLBACK');
-      return this.transactionLeavingOut(client, rows);
+      if (isRowError(error) && !progress.tags.some((tag) => tag.startsWith('COPY'))) {
+        await client.query('ROLLBACK');
+        return this.transactionLeavingOut(client, rows);
+      }
+      // The connection went: the commit may have been made if the rows were sent.
+      if (progress.txid !== undefined && isRetryable(error)) throw new CommitUnknown(progress.txid, [], error);
+      if (!isRetryable(error)) await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
     }
-    await this.commit(client, txid, []);
+    if (!progress.tags.includes('COMMIT')) throw new Fatal(`the database did not commit (it answered ${progress.tags.join(', ')})`);
     return [];
   }
 
@@ -431,7 +441,7 @@ class PostgresOutput implements Output {
     const attempt = async (part: Row[]): Promise<void> => {
       await client.query('SAVEPOINT part');
       try {
-        await copy(client, this.copyText, part);
+        await copy(client, this.copyText, part, { tags: [] });
         await client.query('RELEASE SAVEPOINT part');
         return;
       } catch (error) {
@@ -520,22 +530,29 @@ export function copyCell(text: string | null): string {
   return text.replace(/[\\\n\r\t]/g, (ch) => (ch === '\\' ? '\\\\' : ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : '\\t'));
 }
 
+/** What a COPY query got done before it ended: its statements' tags (BEGIN, SELECT 1, COPY 1000, COMMIT) and the transaction id it read. */
+interface CopyProgress {
+  tags: string[];
+  txid?: string;
+}
+
 /**
- * COPY ... FROM STDIN through pg's "submittable" interface: pg hands over the
- * connection once the server is ready for the data. (COPY moved 76,000 rows/s
- * here against 24,000 for a multi-row INSERT and 30,000 for INSERT ... unnest.)
+ * A query holding COPY ... FROM STDIN, through pg's "submittable" interface:
+ * pg hands over the connection once the server is ready for the data. (COPY
+ * moved 76,000 rows/s here against 24,000 for a multi-row INSERT and 30,000 for
+ * INSERT ... unnest.) The query may hold other statements around the COPY;
+ * a row one of them returns is taken as the transaction id.
  */
-function copy(client: Client, text: string, rows: readonly Row[]): Promise<number> {
+function copy(client: Client, text: string, rows: readonly Row[], progress: CopyProgress): Promise<void> {
   let data = '';
   for (const row of rows) data += row.line;
   return new Promise((resolve, reject) => {
-    let count = 0;
     let done = false;
     const finish = (error: unknown) => {
       if (done) return;
       done = true;
       if (error) reject(error);
-      else resolve(count);
+      else resolve();
     };
     const submittable = {
       submit(connection: { query(text: string): void }) {
@@ -545,13 +562,15 @@ function copy(client: Client, text: string, rows: readonly Row[]): Promise<numbe
         connection.sendCopyFromChunk(Buffer.from(data));
         connection.endCopyFrom();
       },
+      handleDataRow(message: { fields: Array<string | null> }) {
+        progress.txid = message.fields[0] ?? undefined;
+      },
       handleCommandComplete(message: { text: string }) {
-        count = Number(message.text.split(' ')[1]);
+        progress.tags.push(message.text);
       },
       handleError: (error: unknown) => finish(error),
       handleReadyForQuery: () => finish(undefined),
       handleRowDescription() {},
-      handleDataRow() {},
       handleEmptyQuery() {},
       handlePortalSuspended() {},
       handleCopyData() {},

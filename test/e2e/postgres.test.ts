@@ -178,8 +178,8 @@ describe('Postgres output', () => {
   it('a commit whose answer is lost with the connection is looked up, not written again', async () => {
     const proxy = await FaultProxy.start(5432);
     let commits = 0;
-    // Only the first COMMIT's answer is lost.
-    proxy.dropAfterAnswerTo = (chunk) => chunk.includes('COMMIT\0') && ++commits === 1;
+    // The answer that says the first transaction committed never arrives (the tag COMMIT of a CommandComplete).
+    proxy.dropAnswer = (chunk) => chunk.includes('COMMIT\0') && ++commits === 1;
     const table = newTable();
     await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
     const result = await run(postgresOutput({ url: `postgres://postgres@127.0.0.1:${proxy.port}/test`, table, columns: { id: 'id' } }), {

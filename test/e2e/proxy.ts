@@ -1,15 +1,13 @@
 // A TCP proxy on 127.0.0.1 in front of a real server (Redis, PostgreSQL), for
 // faults a test decides: every connection cut at once, the server unreachable
-// for a while, or one connection dropped right after the server answered a
-// given request (its answer lost on the way back).
+// for a while, or one connection dropped when the server's answer holds given
+// bytes (that answer lost on the way back).
 import { createServer, Socket, type Server } from 'node:net';
 import { afterAll } from 'vitest';
 
 interface Link {
   client: Socket;
   server: Socket;
-  /** Drop this link when the server's next bytes come, instead of forwarding them. */
-  dropOnAnswer: boolean;
 }
 
 export class FaultProxy {
@@ -17,8 +15,8 @@ export class FaultProxy {
   private readonly links = new Set<Link>();
   /** Connections accepted so far. */
   accepted = 0;
-  /** Called with each chunk a client sends; returning true drops the link once the server answers it. */
-  dropAfterAnswerTo: ((chunk: Buffer) => boolean) | undefined;
+  /** Called with each chunk the server sends; returning true drops the link instead of forwarding the chunk. */
+  dropAnswer: ((chunk: Buffer) => boolean) | undefined;
 
   private constructor(
     readonly port: number,
@@ -71,7 +69,7 @@ export class FaultProxy {
   private accept(client: Socket): void {
     this.accepted++;
     const server = new Socket();
-    const link: Link = { client, server, dropOnAnswer: false };
+    const link: Link = { client, server };
     this.links.add(link);
     const end = () => {
       this.links.delete(link);
@@ -81,12 +79,9 @@ export class FaultProxy {
     client.on('error', end).on('close', end);
     server.on('error', end).on('close', end);
     server.connect(this.targetPort, '127.0.0.1');
-    client.on('data', (chunk: Buffer) => {
-      if (this.dropAfterAnswerTo?.(chunk)) link.dropOnAnswer = true;
-      server.write(chunk);
-    });
+    client.on('data', (chunk: Buffer) => server.write(chunk));
     server.on('data', (chunk: Buffer) => {
-      if (link.dropOnAnswer) {
+      if (this.dropAnswer?.(chunk)) {
         end();
         return;
       }
