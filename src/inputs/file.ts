@@ -252,7 +252,7 @@ class Checkpointer {
       // A checkpoint that cannot be written must stop the program now, not after hours of reading.
       this.store.save([]);
     } catch (error) {
-      throw new RuntimeError(`File input: checkpoint ${path}: ${systemReason(error)} (give a file in a writable folder; delete a damaged one to start over)`);
+      throw new RuntimeError(`File input: checkpoint ${path}: ${checkpointProblem(path, error)}`);
     }
   }
 
@@ -346,5 +346,17 @@ function readdirOrEmpty(folder: string): string[] {
     return readdirSync(folder);
   } catch {
     return [];
+  }
+}
+
+/** Why a checkpoint file cannot be used, said for a checkpoint (not for a file to read). */
+function checkpointProblem(path: string, error: unknown): string {
+  switch (errorCode(error)) {
+    case 'ENOENT':
+      return `its folder ${dirname(path)} does not exist (create it first)`;
+    case 'EISDIR':
+      return 'it is a folder (give the name of a file in it)';
+    default:
+      return `${systemReason(error)} (give a file in a writable folder; delete a damaged one to start over)`;
   }
 }
