@@ -3,6 +3,7 @@
 // datagrams on in batches, and the kernel's count of datagrams it dropped.
 import { createSocket, type Socket as DatagramSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { describe, RuntimeError } from '../core/errors.js';
 import type { InputContext } from '../core/plugin.js';
@@ -172,6 +173,8 @@ export class StreamServer {
   static async listen(address: Address, options: StreamServerOptions, context: InputContext): Promise<StreamServer> {
     // Paused until its reader is in place: nothing is read before a framer can take it.
     const server = createServer({ pauseOnConnect: true, noDelay: true });
+    // Each connection's reader listens for the stop: as many listeners as connections is no leak.
+    setMaxListeners(options.maxConnections + 16, context.stopping);
     server.maxConnections = options.maxConnections;
     const instance = new StreamServer(server, address, options, context);
     server.on('connection', (socket) => instance.accept(socket));

@@ -4,7 +4,7 @@
 // without running anything.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { pickleProtocol1, unpickle, UnpickleError } from '../../src/codecs/pickle.js';
+import { pickleJson, pickleProtocol1, unpickle, unpickleGeneral, UnpickleError } from '../../src/codecs/pickle.js';
 import { python } from '../e2e/python.js';
 
 interface Fixture {
@@ -21,6 +21,8 @@ interface Fixtures {
   refused: Array<{ name: string; protocol: number; pickle: string; says: string }>;
   record: string;
   recordDict: unknown;
+  /** A record with no list or dict among its fields. */
+  scalarRecord: string;
 }
 
 /** Made once by python3: the pickles (base64) and, for plain data, the JSON they should decode to. */
@@ -66,6 +68,7 @@ values = {
     'many keys': {'k%d' % i: i for i in range(2100)},
     'sets': [set(), {1, 2, 3}, frozenset(['a', 'b'])],
     'shared': (lambda shared: {'one': shared, 'two': shared})(['same']),
+    'scalar dict': {'name': 'x', 'n': 1, 'f': 1.5, 'none': None, 't': True, 'caf\u00e9': '\u00fc \u2615', 'big': 2**40, 'neg': -5, 'quote"back\\': 'line\nbreak'},
 }
 # Before protocol 3 bytes are pickled as a call (_codecs.encode), and before protocol 4 sets (builtins.set).
 needs = {'bytes': 3, 'bytearray': 5, 'sets': 4}
@@ -136,10 +139,11 @@ try:
     1 / 0
 except ZeroDivisionError:
     logger.exception('caf\u00e9 %s failed', '\u20ac', extra={'user': 'z\u00f6e', 'attempt': 3, 'tags': ['a', 'b']})
+logger.warning('plain %s', 'text', extra={'user': 'z\u00f6e'})
 frame = frames[0]
 assert int.from_bytes(frame[:4], 'big') == len(frame) - 4
 record = pickle.loads(frame[4:])
-print(json.dumps({'plain': plain, 'special': special, 'refused': refused, 'record': b64(frame), 'recordDict': as_json(record)}))
+print(json.dumps({'plain': plain, 'special': special, 'refused': refused, 'record': b64(frame), 'recordDict': as_json(record), 'scalarRecord': b64(frames[1])}))
 `;
 
 const fixtures = JSON.parse(python(MAKE_FIXTURES)) as Fixtures;
@@ -314,5 +318,80 @@ describe('pickleProtocol1', () => {
     const loop: Record<string, unknown> = {};
     loop.self = loop;
     expect(() => pickleProtocol1(loop)).toThrow(/holds itself/);
+  });
+});
+
+describe('pickleJson, the shortcut for dicts of scalars', () => {
+  /** The shortcut's text is JSON.stringify of what the general unpickler makes, byte for byte, whenever it answers. */
+  const agrees = (pickle: Buffer): string | undefined => {
+    const text = pickleJson(pickle);
+    if (text !== undefined) expect(text).toBe(JSON.stringify(unpickleGeneral(pickle)));
+    return text;
+  };
+
+  it("takes SocketHandler's records", () => {
+    expect(agrees(bytes(fixtures.scalarRecord).subarray(4))).toMatch(/^\{"name":"app\.db","msg":"plain text",.*,"user":"zöe"\}$/);
+    // A field holding a list takes the long way.
+    expect(agrees(bytes(fixtures.record).subarray(4))).toBeUndefined();
+  });
+
+  it('agrees with the general unpickler on every python3 fixture it takes, and leaves the rest', () => {
+    let taken = 0;
+    for (const fixture of fixtures.plain) if (agrees(bytes(fixture.pickle)) !== undefined) taken++;
+    expect(fixtures.plain.filter((f) => f.name === 'scalar dict' && pickleJson(bytes(f.pickle)) !== undefined).map((f) => f.protocol)).toEqual([1]);
+    expect(taken).toBeGreaterThan(0);
+    // Nested containers, big ints and text opcodes take the long way.
+    const nested = fixtures.plain.find((f) => f.name === 'dicts' && f.protocol === 2)!;
+    expect(pickleJson(bytes(nested.pickle))).toBeUndefined();
+  });
+
+  it('agrees on random dicts of scalars: any keys and strings (escapes, non-ASCII, long ones), numbers of every size', () => {
+    const scalar = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 80 }),
+      fc.string({ maxLength: 5 }),
+      fc.integer(),
+      fc.maxSafeInteger(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(fc.oneof(fc.string({ unit: 'binary', maxLength: 12 }), fc.constantFrom('__proto__', '1', '01', 'name')), scalar, { maxKeys: 30 }), (record) => {
+        agrees(pickleProtocol1(record));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('random mutations of a record give the same text as the long way, or leave it to the long way', () => {
+    const pickle = bytes(fixtures.scalarRecord).subarray(4);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(pickle.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), (changes) => {
+        const copy = Buffer.from(pickle);
+        for (const [at, value] of changes) copy[at] = value;
+        let general: string | undefined;
+        try {
+          general = JSON.stringify(unpickleGeneral(copy));
+        } catch (error) {
+          if (!(error instanceof UnpickleError)) throw error;
+        }
+        const text = pickleJson(copy);
+        if (text !== undefined) expect(text).toBe(general);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('leaves a repeated key to the general unpickler (the last value wins, in the place of the first)', () => {
+    // {}, MARK, "a": 1, "b": 2, "a": 3, SETITEMS, STOP
+    const key = (k: string) => [0x58, 1, 0, 0, 0, k.charCodeAt(0)];
+    const pickle = Buffer.from([0x7d, 0x28, ...key('a'), 0x4b, 1, ...key('b'), 0x4b, 2, ...key('a'), 0x4b, 3, 0x75, 0x2e]);
+    expect(pickleJson(pickle)).toBeUndefined();
+    expect(JSON.stringify(unpickle(pickle))).toBe('{"a":3,"b":2}');
+  });
+
+  it('bytes that are not UTF-8 become U+FFFD, as in the general path', () => {
+    const pickle = Buffer.from([0x7d, 0x58, 1, 0, 0, 0, 0x6b, 0x58, 3, 0, 0, 0, 0x61, 0xff, 0x62, 0x73, 0x2e]);
+    expect(agrees(pickle)).toBe('{"k":"a\uFFFDb"}');
   });
 });
