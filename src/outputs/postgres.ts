@@ -317,7 +317,10 @@ class PostgresOutput implements Output {
       if (typeof message !== 'object' || message === null || Array.isArray(message)) {
         return { problem: `the message is not a JSON object, so it has no fields for columns (${columns.map(([column]) => column).join(', ')})` };
       }
-      for (let i = 0; i < columns.length; i++) cells.push(copyCell(cellText(fieldValue(message, columns[i]![1]), this.kinds[i]!)));
+      for (let i = 0; i < columns.length; i++) {
+        const text = cellText(fieldValue(message, columns[i]![1]), this.kinds[i]!);
+        cells.push(this.kinds[i] === 'json' && text !== null ? copyJson(text) : copyCell(text));
+      }
     }
     if (jsonColumn !== undefined) {
       let json: string | undefined;
@@ -327,7 +330,7 @@ class PostgresOutput implements Output {
         return { problem: `cannot write the message as JSON: ${describe(error)}` };
       }
       if (json === undefined) return { problem: 'cannot write the message as JSON' };
-      cells.push(copyCell(json));
+      cells.push(copyJson(json));
     }
     return cells.join('\t') + '\n';
   }
@@ -523,6 +526,11 @@ function arrayLiteral(list: readonly unknown[]): string {
 
 const COPY_SPECIAL = /[\\\n\r\t]/;
 
+/** copyCell for JSON text, which has no raw newline, CR or tab (JSON writes them \n, \r, \t): only backslashes are doubled. */
+export function copyJson(json: string): string {
+  return json.includes('\\') ? json.replaceAll('\\', '\\\\') : json;
+}
+
 /** One cell of COPY's text format: backslash, newline, carriage return and tab escaped; \N for NULL. */
 export function copyCell(text: string | null): string {
   if (text === null) return '\\N';
@@ -558,8 +566,15 @@ function copy(client: Client, text: string, rows: readonly Row[], progress: Copy
       submit(connection: { query(text: string): void }) {
         connection.query(text);
       },
-      handleCopyInResponse(connection: { sendCopyFromChunk(chunk: Buffer): void; endCopyFrom(): void }) {
-        connection.sendCopyFromChunk(Buffer.from(data));
+      handleCopyInResponse(connection: { stream: { write(chunk: Buffer): boolean }; endCopyFrom(): void }) {
+        // One CopyData message written straight into its own buffer: pg's sendCopyFromChunk copies
+        // the data twice more (17% of the time over 200,000 rows).
+        const length = Buffer.byteLength(data);
+        const message = Buffer.allocUnsafe(5 + length);
+        message[0] = 0x64; // 'd'
+        message.writeUInt32BE(4 + length, 1);
+        message.write(data, 5, 'utf8');
+        connection.stream.write(message);
         connection.endCopyFrom();
       },
       handleDataRow(message: { fields: Array<string | null> }) {

@@ -1,6 +1,6 @@
 // How the Postgres output writes values into COPY's text format, per column type.
 import { describe, expect, it } from 'vitest';
-import { cellText, copyCell } from '../../src/outputs/postgres.js';
+import { cellText, copyCell, copyJson } from '../../src/outputs/postgres.js';
 
 describe('copyCell', () => {
   it('escapes what COPY text reads specially, and writes NULL as \\N', () => {
@@ -10,6 +10,12 @@ describe('copyCell', () => {
     expect(copyCell(null)).toBe('\\N');
     expect(copyCell('')).toBe('');
   });
+});
+
+it('copyJson doubles backslashes only: JSON text holds no raw newline, CR or tab', () => {
+  const json = JSON.stringify({ text: 'a\tb\nc "q" \\ d' });
+  expect(copyJson(json)).toBe(copyCell(json));
+  expect(copyJson('{"a":1}')).toBe('{"a":1}');
 });
 
 describe('cellText', () => {
