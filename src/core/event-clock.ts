@@ -7,9 +7,11 @@
 // same way on a loaded machine as on an idle one. A live stream that goes quiet
 // must still close its windows, so while no message arrives the watermark also
 // moves on with the clock, from the last arrival: a window due one second of
-// event time ahead closes after one quiet second. Without a time field, time is
+// event time ahead closes after one quiet second (timers look at least once a
+// second). Without a time field, time is
 // arrival time and the watermark is the clock less `lateness`.
 import type { FilterContext, Message } from './plugin.js';
+import { KeyedState, type HoldKeeper, type KeyedStateOptions } from './state.js';
 import { eventTime, fieldValue } from './time.js';
 
 /** Entries in order of `at`, then of insertion: a binary heap. */
@@ -90,8 +92,8 @@ export function fieldsOf(message: Message): object | undefined {
   return typeof message === 'object' && message !== null ? message : undefined;
 }
 
-/** How late a timer may fire before it is set again (at least; or an eighth of the time it had left). */
-const TIMER_SLACK_MS = 100;
+/** Longest a timer waits before it looks again whether a quiet stream's windows are due. */
+const TICK_MS = 1000;
 
 export interface EventClockOptions {
   /** Field holding the event time (ISO 8601, epoch seconds or ms); arrival time without it. */
@@ -107,9 +109,6 @@ export class EventClock {
   private latest = -Infinity;
   private lastArrival = -Infinity;
   private mark = -Infinity;
-  private timerAt = Infinity;
-  /** When the pending timer fires, on the filter's clock. */
-  private timerWall = Infinity;
   private cancelTimer: (() => void) | undefined;
 
   constructor(
@@ -156,23 +155,16 @@ export class EventClock {
     return Math.max(this.mark, base - this.options.lateness + quiet);
   }
 
-  /** Makes sure a timer fires by the time a quiet stream's watermark reaches `at`. */
+  /**
+   * Makes sure a timer fires by the time a quiet stream's watermark reaches `at`.
+   * A timer waits at most TICK_MS and then looks again: events that move the
+   * watermark on meanwhile would make a longer one late, and setting timers
+   * again as they arrive cost more than the filter itself over replayed logs.
+   */
   wake(at: number): void {
-    if (at === Infinity) return;
-    if (at >= this.timerAt) {
-      // Events that moved the watermark since the timer was set make it late; set it
-      // again only when it is late by much (replayed logs move it with every event).
-      const now = this.context.clock.now();
-      const remaining = Math.max(0, this.timerAt - this.quietWatermark());
-      if (this.timerWall - now - remaining <= Math.max(TIMER_SLACK_MS, remaining / 8)) return;
-      at = this.timerAt;
-    }
-    this.cancelTimer?.();
-    this.timerAt = at;
-    const delay = Math.max(0, Math.ceil(at - this.quietWatermark()));
-    this.timerWall = this.context.clock.now() + delay;
+    if (at === Infinity || this.cancelTimer !== undefined) return;
+    const delay = Math.min(TICK_MS, Math.max(0, Math.ceil(at - this.quietWatermark())));
     this.cancelTimer = this.context.schedule(delay, () => {
-      this.timerAt = Infinity;
       this.cancelTimer = undefined;
       this.mark = this.quietWatermark();
       return this.options.onTimer();
@@ -183,11 +175,22 @@ export class EventClock {
   stop(): void {
     this.cancelTimer?.();
     this.cancelTimer = undefined;
-    this.timerAt = Infinity;
   }
 }
 
 /** An event time as the records of window filters write it. */
 export function isoTime(ms: number): string {
   return new Date(ms).toISOString();
+}
+
+const NO_HOLDS: HoldKeeper = { currentHold: () => undefined, hold: () => undefined, release: () => undefined };
+
+/**
+ * Keyed state for what holds no message (counts of messages that went on, root
+ * causes seen): bounded by max_keys like the filter context's, but it keeps no
+ * batch's acknowledgement back, so a File checkpoint is not held for a
+ * realert or a hold of minutes.
+ */
+export function stateWithoutHolds<V>(options: KeyedStateOptions<V>): KeyedState<V> {
+  return new KeyedState(options, NO_HOLDS);
 }

@@ -81,3 +81,13 @@ function scalarTest(expected: unknown, where: string): ValueTest {
 function isScalar(value: unknown): value is string | number | boolean {
   return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
 }
+
+/**
+ * A part of a key that tells events apart, for one field's value: a string as
+ * its length and itself (no escaping to do, and no two values alike), anything
+ * else as JSON. Parts put one after another cannot run into each other.
+ */
+export function keyPart(value: unknown): string {
+  if (typeof value === 'string') return `${value.length}"${value}`;
+  return `${JSON.stringify(value)},`;
+}

@@ -1,5 +1,5 @@
-import { DueQueue, EventClock, fieldsOf, isoTime } from '../core/event-clock.js';
-import { compileMatch, MatchSpecError, type Matcher } from '../core/match.js';
+import { DueQueue, EventClock, fieldsOf, isoTime, stateWithoutHolds } from '../core/event-clock.js';
+import { compileMatch, keyPart, MatchSpecError, type Matcher } from '../core/match.js';
 import { closest, typeName } from '../core/options.js';
 import { defineFilter, type Message } from '../core/plugin.js';
 import type { KeyedState } from '../core/state.js';
@@ -96,7 +96,7 @@ export default defineFilter({
     'wait holds each target message back that long before it is checked, so that a root cause arriving just after its effects still suppresses them (the targets then go on later than the messages around them). ' +
     'A message that matches both the source and the targets of a rule is not suppressed by itself, nor by other messages that match both. It works on alerts from Threshold (equal: ["key.host"]) as on plain log messages. ' +
     'With time_field, time is the event\'s (a waiting target goes on once an event later than it by wait plus lateness arrives, or the stream has been quiet that long); without it, arrival time. ' +
-    'Memory: at most max_keys sources (rule and equal values; past it the oldest is forgotten early, and a warning says so once) and at most max_keys waiting targets (past it the oldest is checked and goes on at once). Waiting targets are emitted at the end of input and on SIGINT/SIGTERM.',
+    'Memory: at most max_keys sources (rule and equal values; past it the oldest is forgotten early, and a warning says so once) and at most max_keys waiting targets (past it the oldest is checked and goes on at once). Waiting targets are emitted at the end of input and on SIGINT/SIGTERM, and hold back the acknowledgement (File checkpoints) of their batches until they are checked.',
   examples: [
     `message-passing --filter Inhibit --filter_options '{rules: [{source: {event: "db_down"}, targets: [{level: "error", service: "api"}], equal: ["host"], hold: "10m"}]}'`,
     `message-passing --filter Inhibit --filter_options '{rules: [{source: {alert: "link_down"}, targets: [{alert: "/_errors$/"}], equal: ["key.site"]}], wait: "30s", action: "tag"}'`,
@@ -131,23 +131,22 @@ export default defineFilter({
     let sequence = 0;
     let warned = false;
 
-    const sources: KeyedState<Sources> = context.keyed<Sources>({
-      maxKeys,
-      evict: () => {
-        if (!warned) {
-          warned = true;
-          context.warn(`Inhibit: more than max_keys (${maxKeys}) sources remembered at once: the oldest is forgotten before its hold ends; raise max_keys to keep more`);
-        }
-        return undefined;
-      },
-    });
+    const forget = (): undefined => {
+      if (!warned) {
+        warned = true;
+        context.warn(`Inhibit: more than max_keys (${maxKeys}) sources remembered at once: the oldest is forgotten before its hold ends; raise max_keys to keep more`);
+      }
+      return undefined;
+    };
+    // Sources went on: what is kept of them holds no acknowledgement back. Waiting targets do.
+    const sources: KeyedState<Sources> = stateWithoutHolds({ maxKeys, evict: forget });
     const waiting: KeyedState<Waiting> = context.keyed<Waiting>({ maxKeys, evict: (_key, entry) => decide(entry.message, entry.fields, entry.time, entry.targetOf, entry.sourceOf) });
     const sourceQueue = new DueQueue<Sources>();
     const waitQueue = new DueQueue<Waiting>();
 
     const sourceKey = (rule: number, fields: object | undefined): string => {
       let key = `${rule}\u0001`;
-      for (const field of rules[rule]!.equal) key += `${JSON.stringify(fieldValue(fields, field))}\u0001`;
+      for (const field of rules[rule]!.equal) key += keyPart(fieldValue(fields, field));
       return key;
     };
 
@@ -164,7 +163,7 @@ export default defineFilter({
           const inhibitedBy = { rule: rules[r]!.label, source_time: isoTime(run.last <= time + wait ? run.last : run.first) };
           // A copy: the message may be referenced elsewhere still (a Threshold alert's samples).
           return typeof message === 'object' && message !== null && !Array.isArray(message)
-            ? { ...(message as Record<string, unknown>), inhibited_by: inhibitedBy }
+            ? Object.assign({}, message, { inhibited_by: inhibitedBy })
             : { message, inhibited_by: inhibitedBy };
         }
       }

@@ -1,5 +1,5 @@
-import { DueQueue, EventClock, fieldsOf, isoTime } from '../core/event-clock.js';
-import { compileMatch, MatchSpecError } from '../core/match.js';
+import { DueQueue, EventClock, fieldsOf, isoTime, stateWithoutHolds } from '../core/event-clock.js';
+import { compileMatch, keyPart, MatchSpecError } from '../core/match.js';
 import { defineFilter, type Message } from '../core/plugin.js';
 import type { KeyedState } from '../core/state.js';
 import { fieldValue, formatDuration } from '../core/time.js';
@@ -25,7 +25,7 @@ export default defineFilter({
     'With time_field, the alert also carries the time the count was reached in that field, for filters after it in event time. ' +
     'The count then starts again from zero; the same key alerts again only once realert has passed since its last alert. The messages go on as well unless pass is false (then the matching ones are absorbed and count as dropped in --stats). ' +
     'Memory: per key, the times (and, for samples, the messages) of up to count recent matching messages; at most max_keys keys (past it the oldest key\'s count starts again, and a warning says so once). ' +
-    'A key\'s count holds back the acknowledgement (File checkpoints) of the batches it counted until it starts again or the key goes quiet (within, or realert after an alert).',
+    'With pass false, a key\'s count holds back the acknowledgement (File checkpoints) of the messages it absorbed until it starts again or the key goes quiet; with pass true nothing is held back.',
   examples: [
     `message-passing --filter Threshold --filter_options '{when: {level: "error"}, key: ["host"], count: 5, within: "1m", alert: "error_burst"}'`,
     `message-passing --filter Threshold --filter_options '{when: {status: "/^5/"}, count: 100, within: "10s", time_field: "@timestamp", pass: false}'`,
@@ -64,34 +64,39 @@ export default defineFilter({
     const timeField = options.time_field;
     let warned = false;
 
-    const state: KeyedState<Counter> = context.keyed<Counter>({
-      maxKeys,
-      evict: () => {
-        if (!warned) {
-          warned = true;
-          context.warn(`Threshold ${options.alert}: more than max_keys (${maxKeys}) keys counted at once: the oldest key's count starts again; raise max_keys to keep more`);
-        }
-        return undefined;
-      },
-    });
+    // Counts hold no acknowledgement back: the messages counted went on. Absorbed
+    // ones (pass false) wait for their alert: `absorbed` holds their batches until
+    // the count starts again or the key goes quiet.
+    const absorbed: KeyedState<true> | undefined = options.pass ? undefined : context.keyed<true>({ maxKeys, evict: () => undefined });
+    const forget = (key: string): undefined => {
+      absorbed?.take(key);
+      if (!warned) {
+        warned = true;
+        context.warn(`Threshold ${options.alert}: more than max_keys (${maxKeys}) keys counted at once: the oldest key's count starts again; raise max_keys to keep more`);
+      }
+      return undefined;
+    };
+    const state = stateWithoutHolds<Counter>({ maxKeys, evict: forget });
     const queue = new DueQueue<Counter>();
 
-    /** When a counter may go: once its newest time has left the window and no realert is pending. */
-    const releaseAt = (counter: Counter): number => {
-      const newest = counter.times.length > counter.head ? counter.times[counter.times.length - 1]! : -Infinity;
-      return Math.max(newest + within, counter.alerted + realert);
-    };
+    /** When to look at a counter again: when its count goes quiet (its newest time leaves the window), then when no realert is pending. */
+    const checkAt = (counter: Counter): number =>
+      counter.times.length > counter.head ? counter.times[counter.times.length - 1]! + within : counter.alerted + realert;
 
     const expire = (limit: number): void => {
       while (queue.size > 0 && queue.nextAt() <= limit) {
         const counter = queue.pop()!;
         if (state.get(counter.key) !== counter) continue;
-        const at = releaseAt(counter);
-        if (at <= limit) state.take(counter.key);
-        else {
-          counter.at = at;
-          queue.push(counter);
+        if (counter.times.length > counter.head && counter.times[counter.times.length - 1]! + within <= limit) {
+          // Quiet: this count can no longer alert, and what it absorbed is done with.
+          counter.times = [];
+          counter.messages = [];
+          counter.head = 0;
+          absorbed?.take(counter.key);
         }
+        counter.at = checkAt(counter);
+        if (counter.at <= limit) state.take(counter.key);
+        else queue.push(counter);
       }
       if (queue.size > 2 * state.size + 1024) queue.retain((counter) => state.get(counter.key) === counter);
       clock.wake(queue.nextAt());
@@ -116,7 +121,7 @@ export default defineFilter({
       }
       const alert: Record<string, unknown> = {
         alert: options.alert,
-        key: counter.fields,
+        key: Object.assign({}, counter.fields),
         count: times.length - head,
         first_time: isoTime(first),
         last_time: isoTime(last),
@@ -135,12 +140,16 @@ export default defineFilter({
         const fields = fieldsOf(message);
         if (!matches(fields)) return message;
         let key = '';
-        for (const field of keyFields) key += `${JSON.stringify(fieldValue(fields, field))}\u0001`;
+        for (const field of keyFields) key += keyPart(fieldValue(fields, field));
         let counter = state.get(key);
         if (counter === undefined) {
           const keyValues: Record<string, unknown> = {};
           for (const field of keyFields) keyValues[field] = fieldValue(fields, field) ?? null;
           counter = { key, at: 0, fields: keyValues, times: [], messages: [], head: 0, alerted: -Infinity };
+          counter.at = time + within;
+          state.set(key, counter);
+          queue.push(counter);
+          clock.wake(counter.at);
         }
         const { times, messages } = counter;
         // Times that have left the window behind the newest one (events out of order stay until they reach the head).
@@ -156,28 +165,27 @@ export default defineFilter({
             alert = alertFor(counter, time);
             counter.alerted = time;
           }
-          // Counting starts again (an alert or not): the batches counted so far are let go.
-          state.take(key);
-          counter = { ...counter, times: [], messages: [], head: 0 };
-        } else if (counter.head > 64 && counter.head * 2 > times.length) {
-          counter.times = times.slice(counter.head);
-          counter.messages = messages.slice(counter.head);
+          // Counting starts again, alert or not: what was absorbed into this count is done with.
+          counter.times = [];
+          counter.messages = [];
           counter.head = 0;
-        }
-        const isNew = state.get(key) !== counter;
-        state.set(key, counter);
-        if (isNew) {
-          counter.at = releaseAt(counter);
-          queue.push(counter);
-          clock.wake(counter.at);
+          absorbed?.take(key);
+        } else {
+          if (counter.head > 64 && counter.head * 2 > times.length) {
+            counter.times = times.slice(counter.head);
+            counter.messages = messages.slice(counter.head);
+            counter.head = 0;
+          }
+          absorbed?.set(key, true);
         }
         if (alert === undefined) return options.pass ? message : undefined;
         return options.pass ? [message, alert] : alert;
       },
       flush() {
         clock.stop();
-        // Counts below the threshold make no alert: letting them go releases their acknowledgements.
+        // Counts below the threshold make no alert: what they absorbed is done with.
         state.takeAll();
+        absorbed?.takeAll();
         return undefined;
       },
     };

@@ -79,14 +79,24 @@ describe('Threshold', () => {
     expect(alerts(text.take())).toHaveLength(1);
   });
 
-  it('lets a quiet key go, releasing the acknowledgements its count held', async () => {
-    const h = await make({ count: 5, within: '10s', time_field: undefined }, 1_000_000);
+  it('with pass false, holds the acknowledgements of the messages it absorbed until an alert or a quiet key lets them go', async () => {
+    const h = await make({ count: 3, within: '10s', pass: false, time_field: undefined }, 1_000_000);
     await h.send(error('10:00:00'));
     await h.send(error('10:00:01'));
-    // Counting holds both batches back: were the process killed, the count could be rebuilt from them.
+    // Were the process killed now, the count could be rebuilt from these batches.
     expect(h.acked()).toBe(0);
+    await h.send(error('10:00:02'));
+    expect(alerts(h.take())).toHaveLength(1);
+    expect(h.acked()).toBe(3);
+    await h.send(error('10:00:03'));
+    expect(h.acked()).toBe(3);
     await h.advance(10_000);
-    expect(h.acked()).toBe(2);
+    expect(h.acked()).toBe(4);
+
+    // With pass true the messages went on: nothing is held back.
+    const passing = await make({ count: 3, within: '10s', time_field: undefined });
+    await passing.send(error('10:00:00'));
+    expect(passing.acked()).toBe(1);
   });
 
   it('past max_keys starts the oldest key again and says so once', async () => {
