@@ -16,6 +16,7 @@ const BENCHMARKS = [
   ['file.mjs', 'File input and output, follow mode'],
   ['redis-postgres.mjs', 'Redis streams in and out, Postgres, beside redis-cli --pipe and psql \\copy'],
   ['filters.mjs', 'Parse and Multiline beside --filter Null; Multiline memory with 1M distinct keys'],
+  ['windows.mjs', 'Dedupe and Threshold beside --filter Null; window filters\' memory with 1M distinct keys'],
 ];
 
 const quick = process.argv.includes('--quick');
