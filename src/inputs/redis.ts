@@ -195,11 +195,16 @@ interface Settings {
   claimIdle: number;
 }
 
+type Token = string | Buffer;
+
 /** Messages read together and acknowledged together. */
 interface Taken {
   frames: Buffer[];
-  /** What acknowledging them takes: entry ids (stream) or the messages themselves (list). */
-  tokens: Buffer[];
+  /**
+   * What acknowledging them takes: entry ids (stream; text, so that XACK goes
+   * out as one string rather than a write per id) or the messages themselves (list).
+   */
+  tokens: Token[];
 }
 
 /**
@@ -210,7 +215,7 @@ interface Taken {
 abstract class AckingInput implements Input {
   protected frameNumber = 1;
   /** Batches acknowledged and not yet confirmed by Redis. */
-  private acks: Buffer[][] = [];
+  private acks: Token[][] = [];
   private acking: Promise<void> | undefined;
   private ackAttempt = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -232,9 +237,9 @@ abstract class AckingInput implements Input {
   /** The next messages, possibly none (a read that timed out, or one that failed and will be tried again). */
   protected abstract read(): Promise<Taken | undefined>;
   /** Acknowledges `tokens` with Redis; rejects when that could not be done now. */
-  protected abstract sendAcks(tokens: Buffer[]): Promise<unknown>;
+  protected abstract sendAcks(tokens: Token[]): Promise<unknown>;
   /** Redis confirmed the acknowledgement of these batches' tokens. */
-  protected abstract confirmed(batches: readonly Buffer[][]): void;
+  protected abstract confirmed(batches: readonly Token[][]): void;
   /** Keeps what this consumer holds its own (the lease, or idle times of held entries). */
   protected abstract keepAlive(): Promise<unknown>;
   protected abstract finish(): Promise<unknown>;
@@ -267,7 +272,7 @@ abstract class AckingInput implements Input {
   }
 
   /** Every message of a batch is out: tell Redis, in bursts (one command for what gathered meanwhile). */
-  private acknowledge(tokens: Buffer[]): void {
+  private acknowledge(tokens: Token[]): void {
     this.acks.push(tokens);
     this.acking ??= this.flushAcks();
   }
@@ -421,14 +426,14 @@ class StreamInput extends AckingInput {
   private take(entries: Entry[]): Taken | undefined {
     if (entries.length === 0) return undefined;
     const frames: Buffer[] = [];
-    const tokens: Buffer[] = [];
+    const tokens: string[] = [];
     const now = Date.now();
     for (const [idBytes, fields] of entries) {
       const id = idBytes.toString();
       // Already in the chain (claimed back from this consumer itself, or read again after a reconnection).
       if (this.held.has(id)) continue;
       this.held.set(id, now);
-      tokens.push(idBytes);
+      tokens.push(id);
       if (fields === null) continue; // deleted (XDEL) while pending: nothing to read, only to acknowledge
       const frame = fieldOf(fields, ENTRY_FIELD);
       if (frame === undefined) {
@@ -447,11 +452,11 @@ class StreamInput extends AckingInput {
     return { frames, tokens };
   }
 
-  protected confirmed(batches: readonly Buffer[][]): void {
-    for (const tokens of batches) for (const token of tokens) this.held.delete(token.toString());
+  protected confirmed(batches: readonly Token[][]): void {
+    for (const tokens of batches) for (const token of tokens) this.held.delete(token as string);
   }
 
-  protected sendAcks(tokens: Buffer[]): Promise<unknown> {
+  protected sendAcks(tokens: Token[]): Promise<unknown> {
     const { key, group } = this.settings;
     return this.control.sendCommand(['XACK', key, group, ...tokens]);
   }
@@ -580,12 +585,12 @@ class ListInput extends AckingInput {
     }
   }
 
-  protected sendAcks(tokens: Buffer[]): Promise<unknown> {
+  protected sendAcks(tokens: Token[]): Promise<unknown> {
     return this.runScript(this.control, ACK, [this.processing], tokens);
   }
 
-  protected confirmed(batches: readonly Buffer[][]): void {
-    for (const messages of batches) this.held.delete(messages);
+  protected confirmed(batches: readonly Token[][]): void {
+    for (const messages of batches) this.held.delete(messages as Buffer[]);
   }
 
   protected keepAlive(): Promise<unknown> {

@@ -382,6 +382,21 @@ describe('Redis: bad configuration', () => {
     });
   });
 
+  it('other pipelines do not load the redis or pg modules: only a plugin that uses them does', async () => {
+    const hook = join(dir, 'loaded.cjs');
+    writeFileSync(
+      hook,
+      "process.on('exit', () => process.stderr.write('loaded: ' + Object.keys(require.cache).filter((f) => /[\\\\/]node_modules[\\\\/](redis|@redis[\\\\/]client|pg)[\\\\/]/.test(f)).length + '\\n'));\n",
+    );
+    const env = { NODE_OPTIONS: `--require ${hook}` };
+    const plain = await run([], { input: '{}\n', env });
+    expect(plain.stdout).toBe('{}\n');
+    expect(plain.stderr).toBe('loaded: 0\n');
+    const withRedis = await run(redisOutput({ key: newKey('loaded') }), { input: '{}\n', env });
+    expect(withRedis.code, withRedis.stderr).toBe(0);
+    expect(withRedis.stderr).toMatch(/^loaded: [1-9]\d*\n$/);
+  });
+
   it('--help Redis says pub/sub is lossy', async () => {
     const help = await run(['--help', 'Redis']);
     expect(help.code).toBe(0);
