@@ -17,6 +17,7 @@ const BENCHMARKS = [
   ['redis-postgres.mjs', 'Redis streams in and out, Postgres, beside redis-cli --pipe and psql \\copy'],
   ['filters.mjs', 'Parse and Multiline beside --filter Null; Multiline memory with 1M distinct keys'],
   ['windows.mjs', 'Dedupe and Threshold beside --filter Null; window filters\' memory with 1M distinct keys'],
+  ['python-logging.mjs', 'Python logging: SocketHandler records received, beside the logging cookbook receiver; idle connections; lines over a socket'],
 ];
 
 const quick = process.argv.includes('--quick');
