@@ -690,6 +690,13 @@ const keyStart: number[] = [];
 const keyEnd: number[] = [];
 /** Which hash slots the keys took: a second key in one slot is compared with the others. */
 const keySlots = new Uint32Array(16);
+/** What a byte of a string asks of JSON: nothing, an escape (a control character, a quote, a backslash), or a UTF-8 check. */
+const ESCAPE = 1;
+const NON_ASCII = 2;
+const BYTE_KIND = new Uint8Array(256).fill(ESCAPE, 0, 0x20).fill(NON_ASCII, 0x80);
+BYTE_KIND[QUOTE] = ESCAPE;
+BYTE_KIND[BACKSLASH] = ESCAPE;
+
 /** Strings longer than this are decoded and escaped by V8 rather than copied byte by byte. */
 const LONG_STRING = 48;
 const SMALL_INTS = Array.from({ length: 256 }, (_, i) => String(i));
@@ -806,23 +813,17 @@ export function pickleJsonInto(b: Buffer, out: JsonBytes): boolean {
           break;
         }
         o[w++] = QUOTE;
-        let plain = true;
-        let ascii = true;
+        // Copied while looked at (strings here are short): a byte that needs an escape undoes the copy.
+        let kinds = 0;
         for (let i = at; i < stop; i++) {
           const c = b[i]!;
-          if (c < 0x20 || c === QUOTE || c === BACKSLASH) {
-            plain = false;
-            break;
-          }
-          if (c >= 0x80) ascii = false;
+          kinds |= BYTE_KIND[c]!;
+          o[w++] = c;
         }
-        if (plain && (ascii || isUtf8(b.subarray(at, stop)))) {
-          if (count < 32) for (let i = at; i < stop; i++) o[w++] = b[i]!;
-          else w += b.copy(o, w, at, stop);
-          o[w++] = QUOTE;
-        } else {
+        if (kinds === 0 || (kinds === NON_ASCII && isUtf8(b.subarray(at, stop)))) o[w++] = QUOTE;
+        else {
           // Escapes, or bytes that are not UTF-8 (decoded with U+FFFD, as the general path does): JSON.stringify's own text.
-          w--;
+          w = start;
           w += o.write(JSON.stringify(b.toString('utf8', at, stop)), w, 'utf8');
         }
         at = stop;
@@ -851,7 +852,7 @@ export function pickleJsonInto(b: Buffer, out: JsonBytes): boolean {
         const number = b.readDoubleBE(at);
         at += 8;
         // NaN and the infinities stay numbers in the general path, and -0 stays -0.
-        if (!Number.isFinite(number) || Object.is(number, -0)) return fail();
+        if (!Number.isFinite(number) || (number === 0 && 1 / number < 0)) return fail();
         w = ascii(o, w, String(number));
         break;
       }
