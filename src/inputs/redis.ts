@@ -5,13 +5,12 @@ import { formatDuration } from '../core/time.js';
 import { errorCode } from '../io/system-errors.js';
 import { backoff, pause, plural } from '../io/delivery.js';
 import {
-  connect, isNoScript, isRetryable, loadRedis, safeUrl, Script, urlOption, urlProblem, whenReady, type RedisClient, type RedisModule,
+  connect, ENTRY_FIELD, isNoScript, isRetryable, loadRedis, safeUrl, Script, urlOption, urlProblem, whenReady, type RedisClient, type RedisModule,
 } from '../io/redis.js';
 
 const LABEL = 'Redis input';
 
-/** The field of a stream entry that holds the message (what the Redis output writes). */
-const ENTRY_FIELD = Buffer.from('message');
+const ENTRY_FIELD_BYTES = Buffer.from(ENTRY_FIELD);
 
 /** How long close() still tries to acknowledge what went out when Redis does not answer. */
 const CLOSE_ACK_WAIT_MS = 5000;
@@ -222,6 +221,8 @@ abstract class AckingInput implements Input {
   /** Aborts when close() stops waiting for acknowledgements to reach Redis. */
   private readonly closing = new AbortController();
   protected readonly source: string;
+  /** Reads failed in a row, for the backoff. */
+  protected readAttempt = 0;
 
   constructor(
     protected readonly redis: RedisModule,
@@ -322,8 +323,6 @@ abstract class AckingInput implements Input {
     await pause(backoff(this.readAttempt++), this.context.stopping);
     await whenReady(this.reader, this.context.stopping);
   }
-
-  protected readAttempt = 0;
 }
 
 class StreamInput extends AckingInput {
@@ -435,13 +434,13 @@ class StreamInput extends AckingInput {
       this.held.set(id, now);
       tokens.push(id);
       if (fields === null) continue; // deleted (XDEL) while pending: nothing to read, only to acknowledge
-      const frame = fieldOf(fields, ENTRY_FIELD);
+      const frame = fieldOf(fields, ENTRY_FIELD_BYTES);
       if (frame === undefined) {
         const names = [];
         for (let i = 0; i < fields.length; i += 2) names.push(fields[i]!.toString());
         this.context.reportError({
           error: 'input',
-          reason: `${LABEL}: stream entry ${id} has no field "message" (its fields: ${names.join(', ')})`,
+          reason: `${LABEL}: stream entry ${id} has no field "${ENTRY_FIELD}" (its fields: ${names.join(', ')})`,
           source: `${this.source}:${id}`,
         });
         continue;

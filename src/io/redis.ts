@@ -21,6 +21,9 @@ export async function loadRedis(label: string): Promise<RedisModule> {
   }
 }
 
+/** The field of a stream entry that holds the message: what the output writes and the input reads. */
+export const ENTRY_FIELD = 'message';
+
 export const urlOption = {
   type: 'string',
   default: 'redis://127.0.0.1:6379',

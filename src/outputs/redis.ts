@@ -3,13 +3,10 @@ import { defineOutput, type Frame, type Message, type Output, type OutputContext
 import { formatDuration } from '../core/time.js';
 import { backoff, DeliveryFailure, plural, waitFor, type Waiter } from '../io/delivery.js';
 import {
-  connect, isNoScript, isRetryable, KeyTemplate, loadRedis, redisReason, safeUrl, Script, urlOption, urlProblem, type RedisClient, type RedisModule,
+  connect, ENTRY_FIELD, isNoScript, isRetryable, KeyTemplate, loadRedis, redisReason, safeUrl, Script, urlOption, urlProblem, type RedisClient, type RedisModule,
 } from '../io/redis.js';
 
 const LABEL = 'Redis output';
-
-/** The body of a stream entry: one field holding the encoded message (what the Redis input reads). */
-export const ENTRY_FIELD = 'message';
 
 // One script call appends a whole chunk: a command per message costs the client
 // ~15 µs each (65,000/s measured), a chunk of 500 in one call ~4 µs per message.

@@ -14,7 +14,9 @@ import { FaultProxy } from './proxy.js';
 
 const DATABASE = 'postgres://postgres@127.0.0.1:5432/test';
 const dir = tempDir();
-const spawned = tracked();
+const track = tracked();
+/** A process of the test, killed after it (and after 55 s: a test may take that long on a busy machine). */
+const spawned = (args: readonly string[]) => track(args, { timeout: 55_000 });
 const db = new pg.Client({ connectionString: DATABASE });
 const tables: string[] = [];
 let counter = 0;
@@ -44,7 +46,7 @@ async function count(sql: string): Promise<number> {
 }
 
 /** Polls an asynchronous `condition` (a query) until it holds; fails naming `what` after `ms`. */
-async function eventually(condition: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+async function eventually(condition: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
   for (const deadline = Date.now() + ms; !(await condition()); await sleep(25)) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
   }
@@ -200,7 +202,9 @@ describe('Postgres output', () => {
       postgresOutput({ url: `postgres://postgres@127.0.0.1:${proxy.port}/test`, table, columns: { id: 'id' }, max_delay: '1ms', retry_timeout: '300ms' }),
     );
     writer.child.stdin!.write('{"id":-1}\n');
-    await eventually(async () => (await count(`SELECT count(*) AS n FROM ${table}`)) === 1, 'the first row');
+    // Committed, and the answer delivered: the output counts the row as written.
+    await eventually(async () => proxy.answers.includes('COMMIT\0'), 'the commit of the first row');
+    expect(await count(`SELECT count(*) AS n FROM ${table}`)).toBe(1);
     await proxy.down();
     writer.child.stdin!.end(ndjson(range(40).map((id) => ({ id }))));
     const done = await writer.done;

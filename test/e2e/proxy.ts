@@ -15,6 +15,8 @@ export class FaultProxy {
   private readonly links = new Set<Link>();
   /** Connections accepted so far. */
   accepted = 0;
+  /** Everything the server sent that reached the clients (latin1), to wait for an answer to arrive. */
+  answers = '';
   /** Called with each chunk the server sends; returning true drops the link instead of forwarding the chunk. */
   dropAnswer: ((chunk: Buffer) => boolean) | undefined;
 
@@ -85,6 +87,7 @@ export class FaultProxy {
         end();
         return;
       }
+      this.answers += chunk.toString('latin1');
       client.write(chunk);
     });
   }
