@@ -355,14 +355,21 @@ export class DatagramReceiver {
       socket.bind({ address: address.host, port: address.port }, () => resolve());
     });
     socket.removeAllListeners('error');
+    // Until run() listens, an error is kept for it to throw (an 'error' nobody hears would end the program).
+    const early: { error?: Error } = {};
+    socket.on('error', (error) => (early.error ??= error));
     try {
       // A larger receive buffer rides out bursts; the kernel caps it at net.core.rmem_max.
       socket.setRecvBufferSize(8 << 20);
     } catch {
       // Kept at the system's default.
     }
-    return new DatagramReceiver(socket, options, context);
+    const receiver = new DatagramReceiver(socket, options, context);
+    receiver.early = early;
+    return receiver;
   }
+
+  private early: { error?: Error } = {};
 
   get port(): number {
     return this.socket.address().port;
@@ -375,8 +382,8 @@ export class DatagramReceiver {
     try {
       await new Promise<void>((resolve, reject) => {
         const stop = () => {
+          // The error listener stays: a late error then settles nothing, and ends nothing.
           this.socket.off('message', this.onMessage);
-          this.socket.off('error', onError);
           resolve();
         };
         const onError = (error: Error) => {
@@ -384,9 +391,11 @@ export class DatagramReceiver {
           this.socket.off('message', this.onMessage);
           reject(new RuntimeError(`${this.options.label}: ${this.source}: ${systemReason(error, 'address')}`));
         };
+        this.socket.removeAllListeners('error');
         this.socket.on('message', this.onMessage);
         this.socket.on('error', onError);
-        if (stopping.aborted) stop();
+        if (this.early.error) onError(this.early.error);
+        else if (stopping.aborted) stop();
         else stopping.addEventListener('abort', stop, { once: true });
       });
       // What was received before the stop still goes on.
