@@ -649,6 +649,8 @@ const STOP = 0x2e;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
+/** No value was just made: a PUT here is not one a pickler writes. */
+const NO_VALUE = -2;
 /** What the shortcut expects next. */
 const KEY = 0;
 const VALUE = 1;
@@ -722,8 +724,8 @@ export function pickleJsonInto(b: Buffer, out: JsonBytes): boolean {
   let batch = false;
   let started = false;
   let expect = KEY;
-  /** The last value written: what a PUT stores. */
-  let valueStart = -1;
+  /** The last value written: what a PUT stores (-1: the dict itself). */
+  let valueStart = NO_VALUE;
   let valueEnd = -1;
   const fail = (): boolean => {
     out.used = base;
@@ -739,7 +741,8 @@ export function pickleJsonInto(b: Buffer, out: JsonBytes): boolean {
         if (at >= end) return fail();
         index = b[at++]!;
       } else index = memoCount;
-      if (index >= 256) return fail();
+      // A PUT stores the value just made; right after MARK or SETITEM(S) there is none (the long way reports it).
+      if (index >= 256 || valueStart === NO_VALUE) return fail();
       memoStart[index] = valueStart;
       memoEnd[index] = valueEnd;
       if (index >= memoCount) {
@@ -751,16 +754,19 @@ export function pickleJsonInto(b: Buffer, out: JsonBytes): boolean {
     if (op === MARK) {
       if (!started || batch || expect !== KEY) return fail();
       batch = true;
+      valueStart = NO_VALUE;
       continue;
     }
     if (op === SETITEMS) {
       if (!batch || expect !== KEY) return fail();
       batch = false;
+      valueStart = NO_VALUE;
       continue;
     }
     if (op === SETITEM) {
       if (expect !== PAIR) return fail();
       expect = KEY;
+      valueStart = NO_VALUE;
       continue;
     }
     if (op === STOP) {

@@ -390,6 +390,12 @@ describe('pickleJson, the shortcut for dicts of scalars', () => {
     expect(JSON.stringify(unpickle(pickle))).toBe('{"a":3,"b":2}');
   });
 
+  it('a PUT with no value before it (after MARK) is refused by both', () => {
+    const pickle = Buffer.from([0x7d, 0x28, 0x71, 0, 0x58, 1, 0, 0, 0, 0x61, 0x68, 0, 0x75, 0x2e]);
+    expect(pickleJson(pickle)).toBeUndefined();
+    expect(() => unpickle(pickle)).toThrow(/stack \(past the last MARK\) is empty/);
+  });
+
   it('bytes that are not UTF-8 become U+FFFD, as in the general path', () => {
     const pickle = Buffer.from([0x7d, 0x58, 1, 0, 0, 0, 0x6b, 0x58, 3, 0, 0, 0, 0x61, 0xff, 0x62, 0x73, 0x2e]);
     expect(agrees(pickle)).toBe('{"k":"a\uFFFDb"}');
