@@ -14,72 +14,93 @@ import type { FilterContext, Message } from './plugin.js';
 import { KeyedState, type HoldKeeper, type KeyedStateOptions } from './state.js';
 import { eventTime, fieldValue } from './time.js';
 
-/** Entries in order of `at`, then of insertion: a binary heap. */
+/**
+ * Entries in order of `at`, then of insertion: a binary heap, kept in two
+ * arrays (items, and their insertion numbers) rather than a node object per entry.
+ */
 export class DueQueue<T extends { at: number }> {
-  private heap: Array<{ item: T; seq: number }> = [];
+  private items: T[] = [];
+  private seqs: number[] = [];
   private seq = 0;
 
   get size(): number {
-    return this.heap.length;
+    return this.items.length;
   }
 
   push(item: T): void {
-    this.heap.push({ item, seq: this.seq++ });
-    this.up(this.heap.length - 1);
+    this.items.push(item);
+    this.seqs.push(this.seq++);
+    this.up(this.items.length - 1);
   }
 
   /** The earliest `at`, or Infinity when empty. */
   nextAt(): number {
-    return this.heap.length ? this.heap[0]!.item.at : Infinity;
+    return this.items.length ? this.items[0]!.at : Infinity;
   }
 
   pop(): T | undefined {
-    const heap = this.heap;
-    if (heap.length === 0) return undefined;
-    const top = heap[0]!;
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      heap[0] = last;
+    const { items, seqs } = this;
+    if (items.length === 0) return undefined;
+    const top = items[0]!;
+    const lastItem = items.pop()!;
+    const lastSeq = seqs.pop()!;
+    if (items.length > 0) {
+      items[0] = lastItem;
+      seqs[0] = lastSeq;
       this.down(0);
     }
-    return top.item;
+    return top;
   }
 
   /** Keeps only the items `keep` accepts (entries that left otherwise, by eviction, would pile up). */
   retain(keep: (item: T) => boolean): void {
-    this.heap = this.heap.filter((node) => keep(node.item));
-    for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.down(i);
+    const items: T[] = [];
+    const seqs: number[] = [];
+    for (let i = 0; i < this.items.length; i++) {
+      if (!keep(this.items[i]!)) continue;
+      items.push(this.items[i]!);
+      seqs.push(this.seqs[i]!);
+    }
+    this.items = items;
+    this.seqs = seqs;
+    for (let i = (items.length >> 1) - 1; i >= 0; i--) this.down(i);
   }
 
-  private before(a: { item: T; seq: number }, b: { item: T; seq: number }): boolean {
-    return a.item.at < b.item.at || (a.item.at === b.item.at && a.seq < b.seq);
+  private before(i: number, j: number): boolean {
+    const a = this.items[i]!.at;
+    const b = this.items[j]!.at;
+    return a < b || (a === b && this.seqs[i]! < this.seqs[j]!);
+  }
+
+  private swap(i: number, j: number): void {
+    const { items, seqs } = this;
+    const item = items[i]!;
+    items[i] = items[j]!;
+    items[j] = item;
+    const seq = seqs[i]!;
+    seqs[i] = seqs[j]!;
+    seqs[j] = seq;
   }
 
   private up(i: number): void {
-    const heap = this.heap;
-    const node = heap[i]!;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.before(node, heap[parent]!)) break;
-      heap[i] = heap[parent]!;
+      if (!this.before(i, parent)) break;
+      this.swap(i, parent);
       i = parent;
     }
-    heap[i] = node;
   }
 
   private down(i: number): void {
-    const heap = this.heap;
-    const node = heap[i]!;
-    const n = heap.length;
+    const n = this.items.length;
     for (;;) {
       let child = 2 * i + 1;
       if (child >= n) break;
-      if (child + 1 < n && this.before(heap[child + 1]!, heap[child]!)) child++;
-      if (!this.before(heap[child]!, node)) break;
-      heap[i] = heap[child]!;
+      if (child + 1 < n && this.before(child + 1, child)) child++;
+      if (!this.before(child, i)) break;
+      this.swap(i, child);
       i = child;
     }
-    heap[i] = node;
   }
 }
 

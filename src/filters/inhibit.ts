@@ -144,10 +144,13 @@ export default defineFilter({
     const sourceQueue = new DueQueue<Sources>();
     const waitQueue = new DueQueue<Waiting>();
 
+    // Joined, not built with +=, which keeps a key's pieces as a tree (see Dedupe).
+    const parts: string[] = [];
     const sourceKey = (rule: number, fields: object | undefined): string => {
-      let key = `${rule}\u0001`;
-      for (const field of rules[rule]!.equal) key += keyPart(fieldValue(fields, field));
-      return key;
+      parts.length = 0;
+      parts.push(`${rule}\u0001`);
+      for (const field of rules[rule]!.equal) parts.push(keyPart(fieldValue(fields, field)));
+      return parts.join('');
     };
 
     /** The message as it goes on, or undefined when a rule drops it. */

@@ -20,7 +20,7 @@ interface Counter {
 export default defineFilter({
   summary: 'Emit an alert when count matching messages of one key arrive within a time window.',
   description:
-    'Messages that match when (all of its fields) are counted per key; when count of them fall within the window within (a sliding window, in event time with time_field), an alert goes into the stream right after the message that reached the count: ' +
+    'Messages that match when (all of its fields) are counted per key; as soon as count of them lie within a span of within (a sliding window; event time with time_field, else arrival time), an alert goes into the stream right after the message that reached the count: ' +
     '{alert, key: {FIELD: value}, count, first_time, last_time, within, samples: [the first messages of those counted]}. ' +
     'With time_field, the alert also carries the time the count was reached in that field, for filters after it in event time. ' +
     'The count then starts again from zero; the same key alerts again only once realert has passed since its last alert. The messages go on as well unless pass is false (then the matching ones are absorbed and count as dropped in --stats). ' +
@@ -62,6 +62,7 @@ export default defineFilter({
     const keyFields = options.key ?? [];
     const withinText = formatDuration(within);
     const timeField = options.time_field;
+    const parts: string[] = [];
     let warned = false;
 
     // Counts hold no acknowledgement back: the messages counted went on. Absorbed
@@ -139,8 +140,10 @@ export default defineFilter({
         expire(clock.watermark);
         const fields = fieldsOf(message);
         if (!matches(fields)) return message;
-        let key = '';
-        for (const field of keyFields) key += keyPart(fieldValue(fields, field));
+        // Joined, not built with +=, which keeps a key's pieces as a tree (see Dedupe).
+        parts.length = 0;
+        for (const field of keyFields) parts.push(keyPart(fieldValue(fields, field)));
+        const key = parts.join('');
         let counter = state.get(key);
         if (counter === undefined) {
           const keyValues: Record<string, unknown> = {};
