@@ -9,9 +9,11 @@
 //   so their modules (fs/promises, watchers, zeromq) cost nothing otherwise.
 // - Node built-ins and npm packages stay outside (require()d / import()ed),
 //   except yargs, the command-line parser, which is bundled with what it
-//   imports into dist/message-passing-yargs.cjs, a file of its own that
-//   src/cli/args.ts require()s when there is a command line to parse (not for
-//   an empty one). In that file y18n (yargs's translations) is replaced by
+//   imports into dist/message-passing-yargs-code.cjs (minified), a file of its
+//   own that src/cli/args.ts loads, through dist/message-passing-yargs.cjs
+//   (scripts/yargs-loader.cjs) and with a V8 code cache made here, when there
+//   is a command line to parse (not for an empty one). In that file y18n
+//   (yargs's translations) is replaced by
 //   scripts/y18n-en.mjs, which reads no locale file; what yargs imports only
 //   for its own help output, and escalade, with which it looks for
 //   package.json, are left out (scripts/yargs-unused.mjs,
@@ -21,8 +23,9 @@
 // - bin/message-passing.js falls back to dist/cli.js when this file is missing
 //   or older than dist/cli.js (a `tsc` without this step), so a stale bundle
 //   never runs.
-import { rmSync, readdirSync } from 'node:fs';
-import { isBuiltin } from 'node:module';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rolldown } from 'rolldown';
@@ -58,7 +61,7 @@ const packageOf = (id) => id.split('/').slice(0, id.startsWith('@') ? 2 : 1).joi
 const inNodeModules = (file) => file !== undefined && file.split(/[\\/]/).includes('node_modules');
 
 // Chunks of an earlier build.
-for (const name of readdirSync(dist)) if (name.endsWith('.cjs')) rmSync(join(dist, name));
+for (const name of readdirSync(dist)) if (name.endsWith('.cjs') || name.endsWith('.cjs.cache')) rmSync(join(dist, name));
 
 const options = (input) => ({
   input,
@@ -121,7 +124,7 @@ const options = (input) => ({
 });
 
 // The program, and each bundled package on its own (so each file has what it needs, and no more).
-for (const [name, input] of [['message-passing', ENTRY], ...BUNDLED.map((pkg) => [`message-passing-${pkg}`, pkg])]) {
+for (const [name, input] of [['message-passing', ENTRY], ...BUNDLED.map((pkg) => [`message-passing-${pkg}-code`, pkg])]) {
   const bundle = await rolldown(options(input));
   await bundle.write({
     dir: dist,
@@ -129,7 +132,23 @@ for (const [name, input] of [['message-passing', ENTRY], ...BUNDLED.map((pkg) =>
     exports: 'named',
     entryFileNames: `${name}.cjs`,
     chunkFileNames: 'message-passing-[name].cjs',
+    // Less to read and compile; nobody reads yargs's own stack frames.
+    minify: input !== ENTRY,
     banner: `// Built by scripts/bundle.mjs from ${input === ENTRY ? 'dist/*.js' : `the npm package ${input}`}: do not edit.`,
   });
   await bundle.close();
 }
+
+// yargs's loader, and the V8 code cache of what a parse runs: made by running the
+// program once, as a user would, with a command line that goes through yargs.
+copyFileSync(join(root, 'scripts', 'yargs-loader.cjs'), join(dist, 'message-passing-yargs.cjs'));
+const cacheFile = join(dist, 'message-passing-yargs-code.cjs.cache');
+const warmUp = ['--input', 'STDIN', '--input-options', '{}', '--filter', 'Null', '--filter_options', '{}', '--stats', '5', '--version'];
+const ran = spawnSync(process.execPath, [join(root, 'bin', 'message-passing.js'), ...warmUp], {
+  env: { ...process.env, MESSAGE_PASSING_WRITE_CODE_CACHE: cacheFile },
+  encoding: 'utf8',
+});
+if (ran.status !== 0 || !existsSync(cacheFile)) throw new Error(`bundle: the run that makes yargs's code cache failed (${ran.status}): ${ran.stderr}`);
+// Made by this very Node, it is taken (another Node or other V8 flags would compile as usual).
+const { codeCache } = createRequire(import.meta.url)(join(dist, 'message-passing-yargs.cjs'));
+if (codeCache !== 'accepted') throw new Error(`bundle: yargs's code cache was ${codeCache}`);

@@ -58,7 +58,8 @@ export function flagNamed(spelling: string): FlagSpec | undefined {
 /**
  * Where yargs is loaded from, on first use: an empty command line, the most
  * common one, needs no parsing and skips loading it. scripts/bundle.mjs points
- * this at the bundle's own copy, dist/message-passing-yargs.cjs.
+ * this at the bundle's own copy, dist/message-passing-yargs.cjs, which loads
+ * yargs minified and with a V8 code cache (scripts/yargs-loader.cjs).
  */
 const YARGS_MODULE = 'yargs';
 type YargsFactory = (args?: readonly string[]) => Argv;

@@ -1,11 +1,12 @@
 // The command line as a user types it: defaults, spellings, JSON5 options, config files.
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { flags } from '../../src/cli/flags.js';
-import { BIN, lines, run, tempDir } from './helpers.js';
+import { BIN, ROOT, lines, run, tempDir } from './helpers.js';
 
 const dir = tempDir();
 writeFileSync(join(dir, 'tag.mjs'), 'export default (message, options) => ({ ...message, ...options });\n');
@@ -180,6 +181,34 @@ describe.concurrent('usage errors from the command line: exit 2, one line, nothi
     const short = await run(['-h', 'stdin']);
     expect(short.code).toBe(0);
     expect(short.stdout).toBe((await run(['--help', 'STDIN'])).stdout);
+  });
+});
+
+describe.concurrent('yargs in the build', () => {
+  const loads = async (args: string[]) => {
+    const { code, stderr } = await run(args, { input: '{}\n', env: { NODE_DEBUG: 'module' } });
+    expect(code).toBe(0);
+    return /load "[^"]*message-passing-yargs\.cjs"/.test(stderr);
+  };
+
+  it('is loaded only when there is a command line to parse', async () => {
+    expect(await loads([])).toBe(false);
+    expect(await loads(['--input', 'STDIN'])).toBe(true);
+  });
+
+  it('runs with the V8 code cache made at build time', () => {
+    const loader = join(ROOT, 'dist', 'message-passing-yargs.cjs');
+    const script = `const y = require(${JSON.stringify(loader)}); console.log(y.codeCache, typeof y.default)`;
+    const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('accepted function\n');
+  });
+
+  it('needs nothing from node_modules: the bundled yargs requires only Node built-ins', () => {
+    const code = readFileSync(join(ROOT, 'dist', 'message-passing-yargs-code.cjs'), 'utf8');
+    const required = [...code.matchAll(/\brequire\(\s*["'`]([^"'`]+)["'`]\s*\)/g)].map((m) => m[1]!);
+    expect(required.length).toBeGreaterThan(0);
+    expect(required.filter((id) => !isBuiltin(id))).toEqual([]);
   });
 });
 
