@@ -81,7 +81,12 @@ export default defineFilter({
     };
 
     /** The record of a group that leaves (or nothing, when only its first occurrence was seen and it already went on). */
-    const closed = (group: Group): Message | undefined => (group.count > 0 ? record(group.base, group.count, group.first, group.last) : undefined);
+    const closed = (group: Group): Message | undefined => {
+      const message = group.count > 0 ? record(group.base, group.count, group.first, group.last) : undefined;
+      // The due queue may keep the group a while (evicted, closed early): not its message.
+      group.base = undefined;
+      return message;
+    };
 
     /** A group emitted before its window ends, to stay within max_keys. */
     const cutShort = (group: Group): Message | undefined => {

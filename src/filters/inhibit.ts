@@ -131,7 +131,10 @@ export default defineFilter({
     let sequence = 0;
     let warned = false;
 
-    const forget = (): undefined => {
+    const forget = (_key: string, entry: Sources): undefined => {
+      // The due queue may keep the entry a while: not its runs.
+      entry.all = [];
+      entry.pure = [];
       if (!warned) {
         warned = true;
         context.warn(`Inhibit: more than max_keys (${maxKeys}) sources remembered at once: the oldest is forgotten before its hold ends; raise max_keys to keep more`);
@@ -140,7 +143,7 @@ export default defineFilter({
     };
     // Sources went on: what is kept of them holds no acknowledgement back. Waiting targets do.
     const sources: KeyedState<Sources> = stateWithoutHolds({ maxKeys, evict: forget });
-    const waiting: KeyedState<Waiting> = context.keyed<Waiting>({ maxKeys, evict: (_key, entry) => decide(entry.message, entry.fields, entry.time, entry.targetOf, entry.sourceOf) });
+    const waiting: KeyedState<Waiting> = context.keyed<Waiting>({ maxKeys, evict: (_key, entry) => release(entry) });
     const sourceQueue = new DueQueue<Sources>();
     const waitQueue = new DueQueue<Waiting>();
 
@@ -173,6 +176,14 @@ export default defineFilter({
       return message;
     };
 
+    /** A waiting target checked now: what goes on of it. The due queue may keep the entry a while: not its message. */
+    const release = (entry: Waiting): Message | undefined => {
+      const result = decide(entry.message, entry.fields, entry.time, entry.targetOf, entry.sourceOf);
+      entry.message = undefined;
+      entry.fields = undefined;
+      return result;
+    };
+
     /** Adds a source at `time` to `runs`: into the run whose coverage it joins, else as a run of its own. */
     const addSource = (runs: Run[], time: number, hold: number): void => {
       const reach = hold + wait;
@@ -202,7 +213,7 @@ export default defineFilter({
         const entry = waitQueue.pop()!;
         if (waiting.get(entry.key) !== entry) continue;
         waiting.take(entry.key);
-        const result = decide(entry.message, entry.fields, entry.time, entry.targetOf, entry.sourceOf);
+        const result = release(entry);
         if (result !== undefined) (out ??= []).push(result);
       }
       while (sourceQueue.size > 0 && sourceQueue.nextAt() <= limit) {

@@ -69,8 +69,12 @@ export default defineFilter({
     // ones (pass false) wait for their alert: `absorbed` holds their batches until
     // the count starts again or the key goes quiet.
     const absorbed: KeyedState<true> | undefined = options.pass ? undefined : context.keyed<true>({ maxKeys, evict: () => undefined });
-    const forget = (key: string): undefined => {
+    const forget = (key: string, counter: Counter): undefined => {
       absorbed?.take(key);
+      // The due queue may keep the counter a while: not its messages.
+      counter.times = [];
+      counter.messages = [];
+      counter.head = 0;
       if (!warned) {
         warned = true;
         context.warn(`Threshold ${options.alert}: more than max_keys (${maxKeys}) keys counted at once: the oldest key's count starts again; raise max_keys to keep more`);
