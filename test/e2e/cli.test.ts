@@ -225,19 +225,30 @@ describe.concurrent('shell completion', () => {
 
   it("answers yargs's protocol, --get-yargs-completions WORD..., one answer a line", async () => {
     const ask = async (...words: string[]) => (await exec('message-passing', ['--get-yargs-completions', ...words], { env, encoding: 'utf8' })).stdout;
-    expect(await ask('message-passing', '--input', 'stdi')).toBe('STDIN\n');
-    expect(await ask('--input', 'stdi')).toBe('STDIN\n');
-    expect(await ask('--input=stdi')).toBe('--input=STDIN\n');
-    expect((await ask('message-passing', '--help', 'std')).split('\n')).toEqual(expect.arrayContaining(['STDIN', 'STDOUT', 'STDERR']));
-    expect(await ask('message-passing', '--decoder', 'xyz')).toBe('');
-    expect(await ask('message-passing', '--inptu', '--inp')).toBe('--input\n--input_options\n');
-    expect(await ask('message-passing', '')).toBe(flags.filter((f) => !f.hidden).map((f) => `--${f.name}\n`).join(''));
+    const cases: Array<[string[], unknown]> = [
+      [['message-passing', '--input', 'stdi'], 'STDIN\n'],
+      [['--input', 'stdi'], 'STDIN\n'],
+      [['--input=stdi'], '--input=STDIN\n'],
+      [['message-passing', '--help', 'std'], expect.stringMatching(/^(?=[^]*^STDIN$)(?=[^]*^STDOUT$)(?=[^]*^STDERR$)/m)],
+      [['message-passing', '--decoder', 'xyz'], ''],
+      [['message-passing', '--inptu', '--inp'], '--input\n--input_options\n'],
+      [['message-passing', ''], flags.filter((f) => !f.hidden).map((f) => `--${f.name}\n`).join('')],
+    ];
+    const answers = await Promise.all(cases.map(([words]) => ask(...words)));
+    cases.forEach(([words, expected], i) => expect(answers[i], words.join(' ')).toEqual(expected));
   });
 
-  /** COMPREPLY after the bash script's function runs on `line`, the cursor at word `cword` (the last by default). */
+  let bashScript: Promise<string> | undefined;
+  /** COMPREPLY after the bash script's function runs on `words`, the cursor at word `cword` (the last by default). */
   async function bashComplete(words: string[], cword = words.length - 1): Promise<string[]> {
+    // The script, as `eval "$(message-passing completion bash)"` would load it; made once.
+    bashScript ??= exec('message-passing', ['completion', 'bash'], { env, encoding: 'utf8' }).then(({ stdout }) => {
+      const file = join(dir, 'completion.bash');
+      writeFileSync(file, stdout);
+      return file;
+    });
     const script = [
-      'eval "$(message-passing completion bash)"',
+      `source '${await bashScript}'`,
       `COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')})`,
       `COMP_CWORD=${cword}`,
       'COMP_LINE="${COMP_WORDS[*]}"',
@@ -250,15 +261,19 @@ describe.concurrent('shell completion', () => {
   }
 
   it('completes in bash: plugin names in any case, --flag=value as bash splits it, flags, up to the cursor', async () => {
-    expect(await bashComplete(['message-passing', '--input', 'stdi'])).toEqual(['STDIN']);
-    expect(await bashComplete(['message-passing', '--input', '=', 'stdi'])).toEqual(['STDIN']);
-    expect(await bashComplete(['message-passing', '--decoder', '='])).toEqual(expect.arrayContaining(['JSON', 'Null']));
-    expect(await bashComplete(['message-passing', '--help', 'filet'])).toEqual(['FileTail']);
-    expect(await bashComplete(['message-passing', '--out'])).toEqual(['--output', '--output_options']);
-    expect(await bashComplete(['message-passing', '--inp', '--output', 'STDOUT'], 1)).toEqual(['--input', '--input_options']);
-    expect(await bashComplete(['message-passing', 'completion', ''])).toEqual(['bash', 'zsh']);
-    // Nothing to offer: bash's own file completion takes over (complete -o default).
-    expect(await bashComplete(['message-passing', '--configfile', 'pi'])).toEqual([]);
+    const cases: Array<[string[], number | undefined, unknown]> = [
+      [['message-passing', '--input', 'stdi'], undefined, ['STDIN']],
+      [['message-passing', '--input', '=', 'stdi'], undefined, ['STDIN']],
+      [['message-passing', '--decoder', '='], undefined, expect.arrayContaining(['JSON', 'Null'])],
+      [['message-passing', '--help', 'filet'], undefined, ['FileTail']],
+      [['message-passing', '--out'], undefined, ['--output', '--output_options']],
+      [['message-passing', '--inp', '--output', 'STDOUT'], 1, ['--input', '--input_options']],
+      [['message-passing', 'completion', ''], undefined, ['bash', 'zsh']],
+      // Nothing to offer: bash's own file completion takes over (complete -o default).
+      [['message-passing', '--configfile', 'pi'], undefined, []],
+    ];
+    const answers = await Promise.all(cases.map(([words, cword]) => bashComplete(words, cword)));
+    cases.forEach(([words, , expected], i) => expect(answers[i], words.join(' ')).toEqual(expected));
   });
 
   const zsh = spawnSync('sh', ['-c', 'command -v zsh'], { encoding: 'utf8' }).status === 0;
@@ -276,13 +291,15 @@ describe.concurrent('shell completion', () => {
       "zpty -r z out '*SETUP-DONE*'",
       "zpty -r z out '*READY> '",
       `zpty -w -n z "$LINE"$'\\t'`,
-      'sleep 3',
+      // Until zsh has written something after the line typed (the completion), then a moment more.
       'all=',
+      'for i in {1..60}; do sleep 0.25; while zpty -r -t z out; do all+=$out; done; [[ -n ${all#*"$LINE"} ]] && break; done',
+      'sleep 0.5',
       'while zpty -r -t z out; do all+=$out; done',
       'print -r -- "$all"',
       'zpty -d z',
     ].join('\n');
-    const { stdout } = await exec('zsh', ['-f', '-c', harness], { env: { ...env, SHELL: '/bin/zsh', LINE: line }, encoding: 'utf8', timeout: 20_000 });
+    const { stdout } = await exec('zsh', ['-f', '-c', harness], { env: { ...env, SHELL: '/bin/zsh', LINE: line }, encoding: 'utf8', timeout: 40_000 });
     const screen: string[] = [];
     for (const ch of stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')) {
       if (ch === '\b') screen.pop();
