@@ -151,7 +151,7 @@ export class EventClock {
     const { timeField } = this.options;
     if (timeField !== undefined) {
       const fields = fieldsOf(message);
-      const read = fields === undefined ? undefined : eventTime(fieldValue(fields, timeField));
+      const read = fields === undefined ? undefined : readEventTime(fieldValue(fields, timeField));
       if (read === undefined) return this.latest > -Infinity ? this.latest : arrival;
       time = read;
     }
@@ -197,6 +197,53 @@ export class EventClock {
     this.cancelTimer?.();
     this.cancelTimer = undefined;
   }
+}
+
+/**
+ * eventTime, with the form nearly every log and shipper writes
+ * ("2026-11-22T10:00:00.123Z", or without the fraction) read from its
+ * characters, without a regular expression and the strings its match makes: a
+ * tenth of the window filters' time went there (measured). Any other value,
+ * or a date this form cannot hold, is left to eventTime; both give the same
+ * answer (tested).
+ */
+export function readEventTime(value: unknown): number | undefined {
+  if (typeof value === 'string') {
+    const fast = canonicalTime(value);
+    if (fast !== undefined) return fast;
+  }
+  return eventTime(value);
+}
+
+function canonicalTime(text: string): number | undefined {
+  const n = text.length;
+  if (n !== 24 && n !== 20) return undefined;
+  if (text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return undefined;
+  if (text.charCodeAt(n - 1) !== 90 || (n === 24 && text.charCodeAt(19) !== 46)) return undefined;
+  const year = digits(text, 0, 4);
+  const month = digits(text, 5, 2);
+  const day = digits(text, 8, 2);
+  const hour = digits(text, 11, 2);
+  const minute = digits(text, 14, 2);
+  const second = digits(text, 17, 2);
+  const ms = n === 24 ? digits(text, 20, 3) : 0;
+  // Years below 100 (Date.UTC reads them as 19xx) and leap seconds are eventTime's to read.
+  if (year < 100 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59 || ms < 0) return undefined;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 ? (leap ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+  if (day > days) return undefined;
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms);
+}
+
+/** The number written by `count` digits from `from`, or -1 when one is not a digit. */
+function digits(text: string, from: number, count: number): number {
+  let value = 0;
+  for (let i = from; i < from + count; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
 }
 
 /** An event time as the records of window filters write it. */

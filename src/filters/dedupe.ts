@@ -1,8 +1,8 @@
-import { DueQueue, EventClock, fieldsOf, isoTime } from '../core/event-clock.js';
+import { DueQueue, EventClock, fieldsOf, isoTime, readEventTime } from '../core/event-clock.js';
 import { keyPart } from '../core/match.js';
 import { defineFilter, type Message } from '../core/plugin.js';
 import type { KeyedState } from '../core/state.js';
-import { eventTime, fieldValue } from '../core/time.js';
+import { fieldValue } from '../core/time.js';
 
 /** Fields that differ between repeats of one event: times Python's logging and most shippers add. */
 const TIME_FIELDS = ['created', 'msecs', 'relativeCreated', 'asctime', 'time', 'timestamp', '@timestamp'];
@@ -153,9 +153,9 @@ export default defineFilter({
           const fields = message as Record<string, unknown>;
           const given = fields[countField];
           if (typeof given === 'number' && Number.isSafeInteger(given) && given > 0) count = given;
-          const from = fields[firstField] === undefined ? undefined : eventTime(fields[firstField]);
+          const from = fields[firstField] === undefined ? undefined : readEventTime(fields[firstField]);
           if (from !== undefined && from < first) first = from;
-          const to = fields[lastField] === undefined ? undefined : eventTime(fields[lastField]);
+          const to = fields[lastField] === undefined ? undefined : readEventTime(fields[lastField]);
           if (to !== undefined && to > last) last = to;
         }
         if (group !== undefined) {

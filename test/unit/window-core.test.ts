@@ -1,6 +1,7 @@
 // What the window filters share: the due queue, the event clock and watermark, matchers and keys.
 import { describe, expect, it } from 'vitest';
-import { DueQueue, EventClock } from '../../src/core/event-clock.js';
+import { DueQueue, EventClock, readEventTime } from '../../src/core/event-clock.js';
+import { eventTime } from '../../src/core/time.js';
 import { compileMatch, keyPart } from '../../src/core/match.js';
 import type { FilterContext } from '../../src/core/plugin.js';
 import { ManualClock } from '../../src/core/state.js';
@@ -95,6 +96,27 @@ describe('EventClock', () => {
     events.stop();
     clock.advance(5000);
     expect(fired).toHaveLength(1);
+  });
+});
+
+describe('readEventTime', () => {
+  it('reads every time as eventTime does, the common form included, valid or not', () => {
+    let seed = 5;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+    const pad = (n: number, width: number) => String(n).padStart(width, '0');
+    const texts: unknown[] = ['2026-11-22T10:00:00.123Z', '2026-11-22T10:00:00Z', '2026-11-22 10:00:00,123', '2026-11-22t10:00:00.123z', 1795341600, 1795341600123, 'soon', '', null];
+    for (let i = 0; i < 20_000; i++) {
+      const year = pick([0, 99, 100, 999, 1900, 1970, 2000, 2024, 2026, 2100, 9999]);
+      const month = pick([0, 1, 2, 4, 9, 11, 12, 13]);
+      const day = pick([0, 1, 28, 29, 30, 31, 32]);
+      const hour = pick([0, 9, 23, 24, 99]);
+      const minute = pick([0, 59, 60]);
+      const second = pick([0, 30, 59, 60, 61]);
+      const text = `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hour, 2)}:${pad(minute, 2)}:${pad(second, 2)}`;
+      texts.push(`${text}Z`, `${text}.${pad(Math.floor(random() * 1000), 3)}Z`, `${text}.5Z`, `${text}+01:00`, `${text.replace('T', 'x')}.000Z`, `${text}.0a0Z`);
+    }
+    for (const text of texts) expect(readEventTime(text), String(text)).toBe(eventTime(text));
   });
 });
 
