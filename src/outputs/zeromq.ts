@@ -532,10 +532,14 @@ abstract class Lane {
     // With messages to send, a PUB first waits for its subscribers (bounded by subscribe_delay); linger counts from here.
     if (this.pumping && !this.ready) await this.whenReady;
     const deadline = linger < 0 ? Infinity : Date.now() + linger;
+    const backlog = this.pumping !== undefined;
     if (this.pumping) await withTimeout(this.pumping, linger);
     const undelivered = this.waiting;
     this.closed = true;
     const remaining = linger < 0 ? -1 : undelivered > 0 ? 0 : Math.max(0, deadline - Date.now());
+    // The last messages went to ZeroMQ just as linger ran out, after waiting for a slow peer: ZeroMQ
+    // still holds them, and closing with no linger left drops them.
+    const handedOverTooLate = backlog && linger > 0 && undelivered === 0 && remaining === 0;
     this.socket.linger = remaining;
     const closedAt = Date.now();
     // Closing rejects a send still waiting; the pump sees `closed` and leaves it to the count above.
@@ -543,7 +547,7 @@ abstract class Lane {
     this.owner.changed();
     // The process may exit right after this returns, which would drop what libzmq still holds: wait until it lets go.
     const goneAt = (await withTimeout(this.socketGone, remaining < 0 ? -1 : remaining + 1000)) ?? Date.now();
-    const lingerRanOut = remaining > 0 && goneAt - closedAt >= remaining - Math.min(LINGER_TOLERANCE_MS, remaining / 2);
+    const lingerRanOut = handedOverTooLate || (remaining > 0 && goneAt - closedAt >= remaining - Math.min(LINGER_TOLERANCE_MS, remaining / 2));
     return { endpoints: this.settings.endpoints, undelivered, peers: this.peers, lingerRanOut };
   }
 
