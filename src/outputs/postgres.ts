@@ -23,6 +23,9 @@ export default defineOutput({
       'reason, and the rest of its batch is written. A lost connection is reopened with backoff and the batch written again; a commit whose ' +
       'answer was lost is looked up (txid_status), so no batch is written twice within one run. When the database stays unreachable for ' +
       'retry_timeout, the output stops: the number of messages not written is printed and the exit status is 1.',
+    'Costs: each batch is one round trip and one commit (a disk flush on the server), and each row is decoded from JSON and formatted again. ' +
+      'Behind an input that waits for acknowledgements, one batch is committed at a time, so the commit latency bounds the rate: a larger ' +
+      'batch on that input means fewer commits.',
   ].join('\n\n'),
   examples: [
     `message-passing --output Postgres --output_options '{url: "postgres://app@db/logs", table: "events", json_column: "doc"}'`,
@@ -75,6 +78,9 @@ export default defineOutput({
     },
   },
   check(o) {
+    if (o.url !== undefined && !/^(postgres|postgresql):\/\//.test(o.url)) {
+      return `url: '${o.url}' must start with postgres:// (postgres://USER@HOST:PORT/DATABASE)`;
+    }
     if (o.columns === undefined && o.json_column === undefined) {
       return 'give columns ({column: "field", ...}), json_column ("doc": the whole message), or both';
     }

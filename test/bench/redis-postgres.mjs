@@ -7,7 +7,8 @@
 //   Redis stream -> STDOUT     message-passing (consumer group, XACK) beside a
 //                              bare node-redis loop (XREADGROUP + XACK, lines out)
 //   STDIN -> Postgres          message-passing (3 columns + jsonb) beside
-//                              psql \copy of the same rows
+//                              psql \copy of the same rows, and a bare pg script
+//                              sending them in the output's transactions
 //   Redis stream -> Postgres   the gatherer (consumer group, commit, XACK)
 //
 // Start-up is left out of every rate: Redis stamps each entry's id with its
@@ -74,6 +75,45 @@ async function bareRead(key, group, count) {
   await client.quit();
 }
 const NEWLINE = Buffer.from('\n');
+
+//   node redis-postgres.mjs --bare-copy TABLE ROWS_FILE    the rows (COPY text) in transactions of 1000,
+//                                                          each BEGIN; COPY; COMMIT in one round trip, as the output sends them
+async function bareCopy(table, rowsFile) {
+  const pg = require('pg');
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  const lines = readFileSync(rowsFile, 'utf8').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const text = `BEGIN; SELECT txid_current()::text; COPY ${table} (host, level, message, doc) FROM STDIN; COMMIT`;
+  for (let from = 0; from < lines.length; from += 1000) {
+    const data = Buffer.from(lines.slice(from, from + 1000).join('\n') + '\n');
+    await new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (error) => {
+        if (done) return;
+        done = true;
+        if (error) reject(error);
+        else resolve();
+      };
+      client.query({
+        submit: (connection) => connection.query(text),
+        handleCopyInResponse: (connection) => {
+          connection.sendCopyFromChunk(data);
+          connection.endCopyFrom();
+        },
+        handleError: finish,
+        handleReadyForQuery: () => finish(),
+        handleCommandComplete() {},
+        handleDataRow() {},
+        handleRowDescription() {},
+        handleEmptyQuery() {},
+        handlePortalSuspended() {},
+        handleCopyData() {},
+      });
+    });
+  }
+  await client.end();
+}
 
 // ---------------------------------------------------------------------------
 
@@ -176,12 +216,13 @@ async function best(repeats, once) {
   return result;
 }
 
-function table(title, results, anchorId, anchorName) {
-  const anchor = results.find((r) => r.id === anchorId && !r.skipped);
-  const rows = [['case', 'messages', 'msg/s', `vs ${anchorName}`]];
+function table(title, results, ...anchors) {
+  const pairs = [];
+  for (let i = 0; i < anchors.length; i += 2) pairs.push({ anchor: results.find((r) => r.id === anchors[i] && !r.skipped), name: anchors[i + 1] });
+  const rows = [['case', 'messages', 'msg/s', ...pairs.map(({ name }) => `vs ${name}`)]];
   for (const r of results) {
-    if (r.skipped) rows.push([r.name, '-', `skipped: ${r.skipped}`, '']);
-    else rows.push([r.name, fmt(r.delivered), fmt(r.rate), ratio(r.rate, anchor?.rate)]);
+    if (r.skipped) rows.push([r.name, '-', `skipped: ${r.skipped}`, ...pairs.map(() => '')]);
+    else rows.push([r.name, fmt(r.delivered), fmt(r.rate), ...pairs.map(({ anchor }) => ratio(r.rate, anchor?.rate))]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => String(row[c]).length)));
   console.log(`\n${title}`);
@@ -279,6 +320,12 @@ async function postgresCases({ redis, db, corpus, events, repeats, dir, streamKe
   const cases = [
     { id: 'mp-pg', name: 'message-passing STDIN -> Postgres (3 columns + jsonb)', argv: () => mp(...output), input: corpus },
     {
+      id: 'bare-pg',
+      name: 'bare pg: the same rows, COPY transactions of 1000 (no JSON)',
+      argv: () => [NODE, SELF, '--bare-copy', tableName, copyInput],
+      input: '/dev/null',
+    },
+    {
       id: 'psql',
       name: 'psql \\copy (the same rows, one COPY)',
       argv: () => ['psql', PG_URL, '-q', '-v', 'ON_ERROR_STOP=1', '-c', `\\copy ${tableName} (host, level, message, doc) FROM '${copyInput}'`],
@@ -327,7 +374,7 @@ async function postgresCases({ redis, db, corpus, events, repeats, dir, streamKe
     await db.query(`DROP TABLE IF EXISTS ${tableName}`);
     await redis.del(streamKey);
   }
-  table(`-> Postgres (rate from the rows' insertion times: the server's clock)`, results, 'psql', 'psql \\copy');
+  table(`-> Postgres (rate from the rows' insertion times: the server's clock)`, results, 'psql', 'psql \\copy', 'bare-pg', 'bare pg');
   return results;
 }
 
@@ -366,6 +413,8 @@ export async function run({ quick = process.argv.includes('--quick') } = {}) {
 
 if (process.argv[2] === '--bare-read') {
   await bareRead(process.argv[3], process.argv[4], Number(process.argv[5]));
+} else if (process.argv[2] === '--bare-copy') {
+  await bareCopy(process.argv[3], process.argv[4]);
 } else if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   await run();
 }

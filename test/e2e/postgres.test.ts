@@ -141,13 +141,15 @@ describe('Postgres output', () => {
     });
     const usage = await Promise.all([
       run(postgresOutput({ table })),
+      run(postgresOutput({ url: '127.0.0.1:5432/test', table, json_column: 'doc' })),
       run(postgresOutput({ table, columns: ['id'] })),
       run(postgresOutput({ table, json_column: 'doc', max_delay: 'soon' })),
     ]);
-    expect(usage.map((result) => result.code)).toEqual([2, 2, 2]);
+    expect(usage.map((result) => result.code)).toEqual([2, 2, 2, 2]);
     expect(usage[0]!.stderr).toMatch(/--output Postgres: give columns .*json_column/);
-    expect(usage[1]!.stderr).toMatch(/--output Postgres: columns must be an object/);
-    expect(usage[2]!.stderr).toMatch(/--output Postgres: option 'max_delay' must be a duration/);
+    expect(usage[1]!.stderr).toMatch(/--output Postgres: url: '127\.0\.0\.1:5432\/test' must start with postgres:\/\//);
+    expect(usage[2]!.stderr).toMatch(/--output Postgres: columns must be an object/);
+    expect(usage[3]!.stderr).toMatch(/--output Postgres: option 'max_delay' must be a duration/);
   });
 
   it('connections terminated under load (pg_terminate_backend): nothing lost, nothing written twice', async () => {
