@@ -149,7 +149,11 @@ export interface StreamServerOptions {
  */
 export class StreamServer {
   private readonly connections = new Set<Promise<void>>();
+  private readonly sockets = new Set<Socket>();
   private readonly refused: RateLimitedReport;
+  /** A failure of the chain (the output cannot write): it ends the input, and the program with status 1. */
+  private failure: { error: unknown } | undefined;
+  private failed: (() => void) | undefined;
   /** Connections open now. */
   open = 0;
 
@@ -201,12 +205,19 @@ export class StreamServer {
 
   async run(): Promise<void> {
     const { stopping } = this.context;
-    if (!stopping.aborted) await new Promise<void>((resolve) => stopping.addEventListener('abort', () => resolve(), { once: true }));
+    if (!stopping.aborted && !this.failure) {
+      await new Promise<void>((resolve) => {
+        stopping.addEventListener('abort', () => resolve(), { once: true });
+        this.failed = resolve;
+      });
+    }
     // No new connections; those open end as their readers see the stop.
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.failure) for (const socket of this.sockets) socket.destroy();
     while (this.connections.size > 0) await Promise.all(this.connections);
     this.refused.flush();
     await closed;
+    if (this.failure) throw this.failure.error;
   }
 
   private accept(socket: Socket): void {
@@ -214,10 +225,19 @@ export class StreamServer {
     // A peer that vanished without a word (power cut) is noticed within minutes, not never.
     socket.setKeepAlive(true, 60_000);
     this.open++;
+    this.sockets.add(socket);
+    let socketError: unknown;
+    socket.on('error', (error) => (socketError ??= error));
     const framer = this.options.framer(source);
     const reading = readStream(socket, framer, this.context.stopping).catch(async (error: unknown) => {
-      // A reset or a timeout ends the connection like its end would: a frame it cut is reported.
       socket.destroy();
+      if (error !== socketError) {
+        // Not the connection's fault: the chain failed (an output that cannot write). Everything stops.
+        this.failure ??= { error };
+        this.failed?.();
+        return;
+      }
+      // A reset or a timeout ends the connection like its end would: a frame it cut is reported.
       const wait = framer.end();
       if (wait) await wait;
       if (!isResetLike(error)) {
@@ -226,6 +246,7 @@ export class StreamServer {
     });
     const done = reading.finally(() => {
       socket.destroy();
+      this.sockets.delete(socket);
       this.open--;
       this.connections.delete(done);
     });
@@ -254,6 +275,8 @@ export class BatchingSink implements FrameSink {
   private scheduled = false;
   /** The batch being handed on, while the chain takes it. */
   private passing: Promise<void> | undefined;
+  /** The chain failed on a batch: every later call throws it. */
+  private failure: { error: unknown } | undefined;
 
   constructor(
     private readonly sink: FrameSink,
@@ -268,6 +291,7 @@ export class BatchingSink implements FrameSink {
   }
 
   frames(frames: string[] | Buffer[], first: number, end: number): void | Promise<void> {
+    if (this.failure) throw this.failure.error;
     if (this.gathered.length === 0) this.first = first;
     for (let expected = this.first + this.gathered.length; expected < first; expected++) this.gathered.push(this.form === 'bytes' ? EMPTY : '');
     // The framer's datagrams are their own buffers (a UDP message each): no copy is needed.
@@ -278,7 +302,8 @@ export class BatchingSink implements FrameSink {
       this.scheduled = true;
       setImmediate(() => {
         this.scheduled = false;
-        void this.pass();
+        // A failure is kept: the next frames() or pass() throws it.
+        this.pass().catch(() => undefined);
       });
     }
     return this.passing;
@@ -290,15 +315,22 @@ export class BatchingSink implements FrameSink {
 
   /** Hands on what is gathered, after the batch before it; resolves when the chain can take more. */
   pass(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure.error);
     const previous = this.passing;
     const frames = this.gathered;
     if (frames.length === 0) return previous ?? Promise.resolve();
     this.gathered = [];
     const { first, end } = this;
     const send = () => this.sink.frames(frames as string[] | Buffer[], first, end);
-    const passing: Promise<void> = (previous ? previous.then(send) : Promise.resolve(send())).finally(() => {
-      if (this.passing === passing) this.passing = undefined;
-    });
+    const passing: Promise<void> = (previous ?? Promise.resolve())
+      .then(send)
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+        throw error;
+      })
+      .finally(() => {
+        if (this.passing === passing) this.passing = undefined;
+      });
     this.passing = passing;
     return passing;
   }
@@ -329,6 +361,9 @@ export class DatagramReceiver {
   private waiting: Promise<void> | undefined;
   /** Datagrams dropped here because the chain was busy and the holding space full. */
   private droppedHere = 0;
+  /** A failure of the chain (the output cannot write): it ends the input, and the program with status 1. */
+  private failure: { error: unknown } | undefined;
+  private failed: (() => void) | undefined;
   private reported = { here: 0, kernel: 0 };
   private readonly kernelDrops: KernelDrops | undefined;
   private readonly batching: BatchingSink;
@@ -394,13 +429,15 @@ export class DatagramReceiver {
         this.socket.removeAllListeners('error');
         this.socket.on('message', this.onMessage);
         this.socket.on('error', onError);
+        this.failed = stop;
         if (this.early.error) onError(this.early.error);
         else if (stopping.aborted) stop();
         else stopping.addEventListener('abort', stop, { once: true });
       });
       // What was received before the stop still goes on.
-      while (this.waiting) await this.waiting;
-      await this.batching.pass();
+      while (this.waiting && !this.failure) await this.waiting;
+      if (!this.failure) await this.batching.pass();
+      if (this.failure) throw this.failure.error;
     } finally {
       clearInterval(watch);
       this.reportDrops();
@@ -422,15 +459,28 @@ export class DatagramReceiver {
   };
 
   private push(datagram: Buffer): void {
-    const wait = this.framer.push(datagram);
+    if (this.failure) return;
+    let wait: void | Promise<void>;
+    try {
+      wait = this.framer.push(datagram);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
     if (!wait) return;
     this.waiting = wait.then(
       () => this.release(),
       (error: unknown) => {
         this.waiting = undefined;
-        this.context.reportError({ error: 'input', reason: describe(error), source: this.source });
+        this.fail(error);
       },
     );
+  }
+
+  /** The chain failed: the input ends, and run() throws it. */
+  private fail(error: unknown): void {
+    this.failure ??= { error };
+    this.failed?.();
   }
 
   /** The chain took the last batch: what was held meanwhile goes on, in order. */

@@ -113,6 +113,18 @@ describe('TCP input', () => {
     expect(records(stderr)[0]).toMatchObject({ error: 'connection', reason: expect.stringMatching(/refused: max_connections \(2\) are open/) as unknown, source: `tcp:127.0.0.1:${port}` });
   });
 
+  it('an output that cannot write ends the input: exit 1 with its one line, not a connection error', async () => {
+    const port = await freePort();
+    const server = spawned(['--input', 'TCP', '--input_options', opts({ bind: String(port) }), '--output', 'File', '--output_options', opts({ filename: '/dev/full' })]);
+    await listening(port);
+    const socket = await open(port);
+    socket.on('error', () => undefined);
+    socket.write('{"a":1}\n');
+    const { code, stderr } = await server.done;
+    expect(code).toBe(1);
+    expect(stderr).toBe('message-passing: File output: cannot write to /dev/full: the disk is full\n');
+  });
+
   it('a port in use is exit 1 with one line that says so; a malformed address is a usage error', async () => {
     const port = await freePort();
     const taken = await sink(port);
@@ -159,11 +171,11 @@ describe('TCP output', () => {
   it('a server that does not read makes the chain wait (the input stops reading, memory stays bounded), then gets every line', async () => {
     const port = await freePort();
     const server = await sink(port, false);
-    const client = spawned(['--output', 'TCP', '--output_options', opts({ connect: `127.0.0.1:${port}` })], { timeout: 60_000 });
+    const client = spawned(['--output', 'TCP', '--output_options', opts({ connect: `127.0.0.1:${port}`, linger: '50s' })], { timeout: 55_000 });
     const line = JSON.stringify({ pad: 'x'.repeat(1000) }) + '\n';
     const chunk = line.repeat(1000);
-    // 30 MB offered at once; the client can take only what the kernel's socket buffers and its own queue (4 MiB) hold.
-    for (let i = 0; i < 30; i++) client.child.stdin!.write(chunk);
+    // 20 MB offered at once; the client can take only what the kernel's socket buffers and its own queue (4 MiB) hold.
+    for (let i = 0; i < 20; i++) client.child.stdin!.write(chunk);
     await sleep(1500);
     const unread = client.child.stdin!.writableLength;
     const peak = peakRss(client.child.pid!);
@@ -172,7 +184,7 @@ describe('TCP output', () => {
     const { code, stderr } = await client.done;
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    await until(() => server.received().length === 30 * chunk.length, 'every line', 30_000);
+    await until(() => server.received().length === 20 * chunk.length, 'every line', 30_000);
     await server.close();
     expect(unread).toBeGreaterThan(5 << 20);
     expect(peak).toBeLessThan(150 << 20);
