@@ -229,3 +229,125 @@ describe('ZeroMQ batch', () => {
     expect((await stop(split)).stdout).toBe('one\ntwo\nthree\n');
   });
 });
+
+describe('distributed multi-line assembly, partitioned by origin.file at every hop', () => {
+  it('2 File readers -> 2 Parse -> 2 Multiline -> 1 writer, while the logs are written: every record exactly once, intact', async () => {
+    const logs = join(dir, 'distributed');
+    const folders = [join(logs, 'host-a'), join(logs, 'host-b')];
+    for (const folder of folders) mkdirSync(folder, { recursive: true });
+    const files = [join(folders[0]!, 'api.log'), join(folders[0]!, 'worker.log'), join(folders[1]!, 'api.log'), join(folders[1]!, 'cron.log')];
+
+    // Python logging with tracebacks, one JSON object per line as container runtimes write them.
+    interface Expected { file: string; log: string; lines: number; level: string; message: string }
+    const expected: Expected[] = [];
+    const lineSets = files.map((file, f) => {
+      const lines: string[] = [];
+      for (let r = 0; r < 60; r++) {
+        const failed = r % 3 === 1;
+        const header = `2024-05-01 12:${String(r).padStart(2, '0')}:0${f},${100 + r} - ${failed ? 'ERROR' : 'INFO'} - app.${f} - request ${r} ${failed ? 'failed' : 'done'}`;
+        const record = failed
+          ? [header, 'Traceback (most recent call last):', `  File "app.py", line ${r + 10}, in handle`, `    process(request_${r})`, `ValueError: bad input ${r} in ${f}`]
+          : [header];
+        expected.push({ file, log: record.join('\n'), lines: record.length, level: failed ? 'ERROR' : 'INFO', message: `request ${r} ${failed ? 'failed' : 'done'}` });
+        lines.push(...record);
+      }
+      // The last record of a file ends when the next begins: a closing line, itself flushed at the stop.
+      const closing = `2024-05-01 13:00:00,000 - INFO - app.${f} - closing`;
+      expected.push({ file, log: closing, lines: 1, level: 'INFO', message: 'closing' });
+      lines.push(closing);
+      return lines.map((log) => JSON.stringify({ log, stream: 'stderr' }) + '\n');
+    });
+
+    const [p1, p2, s1, s2, w] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const stats = ['--stats', '0.2'];
+    const writer = spawned([...zmqInput({ socket_bind: endpoint(w), socket_type: 'PULL' }), ...stats], { timeout: 60_000 });
+    const stores = [s1, s2].map((port) =>
+      spawned(
+        [
+          ...zmqInput({ socket_bind: endpoint(port), socket_type: 'PULL' }),
+          '--filter', 'Multiline',
+          '--filter_options', JSON.stringify({ field: 'log', preset: 'python', key: 'origin.file', idle: '1m', max_age: '1m' }),
+          ...zmqOutput({ connect: [endpoint(w)], socket_type: 'PUSH', partition_by: 'origin.file' }),
+          ...stats,
+        ],
+        { timeout: 60_000 },
+      ),
+    );
+    const parsers = [p1, p2].map((port) =>
+      spawned(
+        [
+          ...zmqInput({ socket_bind: endpoint(port), socket_type: 'PULL' }),
+          '--filter', 'Parse',
+          '--filter_options', JSON.stringify({ field: 'log', pattern: '%{PYTHON_LOGGING}', on_mismatch: 'pass' }),
+          ...zmqOutput({ connect: [s1, s2].map(endpoint), socket_type: 'PUSH', partition_by: 'origin.file', batch: true }),
+          ...stats,
+        ],
+        { timeout: 60_000 },
+      ),
+    );
+    const readers = folders.map((folder) =>
+      spawned(
+        [
+          '--input', 'File',
+          '--input_options', JSON.stringify({ filename: join(folder, '*.log'), follow: true, origin: 'origin', poll_interval: '50ms' }),
+          ...zmqOutput({ connect: [p1, p2].map(endpoint), socket_type: 'PUSH', partition_by: 'origin.file', batch: true }),
+          ...stats,
+        ],
+        { timeout: 60_000 },
+      ),
+    );
+
+    // Written while everything runs: small appends taking turns between the files, some cutting a line in two.
+    const cursors = lineSets.map(() => 0);
+    for (let round = 0; cursors.some((at, f) => at < lineSets[f]!.length); round++) {
+      for (const [f, lines] of lineSets.entries()) {
+        if (cursors[f]! >= lines.length) continue;
+        const take = 1 + ((round * 7 + f * 3) % 9);
+        let chunk = lines.slice(cursors[f], cursors[f]! + take).join('');
+        cursors[f]! += take;
+        if (round % 4 === 3 && cursors[f]! < lines.length) {
+          // Half of the next line now, the rest with the next append.
+          const next = lines[cursors[f]!]!;
+          chunk += next.slice(0, 10);
+          lines[cursors[f]!] = next.slice(10);
+        }
+        appendFileSync(files[f]!, chunk);
+      }
+      await sleep(10);
+    }
+
+    // Every record but the closing ones comes out while the stream runs.
+    const done = expected.length - files.length;
+    await until(() => statsIn(writer.stderr) >= done, 'every record at the writer', 30_000);
+
+    // Stopped from the source: each stage once the next has counted what it sent.
+    const sentTo = (stderr: string, port: number) => Number(new RegExp(`${endpoint(port).replace(/[.]/g, '\\.')}=(\\d+)`).exec(lastStats(stderr))?.[1] ?? 0);
+    const stopStage = async (stage: typeof readers, next: typeof readers, ports: number[]) => {
+      const ended = await Promise.all(stage.map((p) => stop(p)));
+      for (const end of ended) expect(end.code, end.stderr).toBe(0);
+      for (const [i, port] of ports.entries()) {
+        const total = ended.reduce((sum, end) => sum + sentTo(end.stderr, port), 0);
+        await until(() => statsIn(next[i]!.stderr) === total, `all ${total} messages at ${endpoint(port)}`, 20_000);
+      }
+      return ended;
+    };
+    const read = await stopStage(readers, parsers, [p1, p2]);
+    const lineCount = lineSets.reduce((sum, lines) => sum + lines.length, 0);
+    expect(read.reduce((sum, end) => sum + statsIn(end.stderr), 0)).toBe(lineCount);
+    await stopStage(parsers, stores, [s1, s2]);
+    await stopStage(stores, [writer], [w]);
+    const written = await stop(writer);
+    expect(written.code, written.stderr).toBe(0);
+
+    const got = records(written.stdout).map((m) => ({
+      file: (m.origin as { file: string }).file,
+      log: m.log,
+      lines: m.lines,
+      level: m.level,
+      message: m.message,
+    }));
+    // Exactly once and intact: per file, the records in the order they were written.
+    for (const file of files) expect(got.filter((m) => m.file === file), file).toEqual(expected.filter((m) => m.file === file));
+    expect(got).toHaveLength(expected.length);
+  }, 90_000);
+});
