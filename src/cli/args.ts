@@ -20,6 +20,14 @@ export interface Settings {
   decoder: PluginChoice;
   encoder: PluginChoice;
   error: PluginChoice;
+  /** Encodes error records for the error output. */
+  errorEncoder: PluginChoice;
+  /** Detach into the background (cli/daemon.ts). */
+  daemonize: boolean;
+  pidFile?: string;
+  /** Whom to run as once sockets are bound and files opened. */
+  user?: string;
+  ioPriority?: IoPriority;
   /** Seconds between stats lines; undefined when --stats was not given. */
   stats?: number;
   list: boolean;
@@ -37,6 +45,8 @@ export interface Settings {
    */
   completing?: string[];
 }
+
+export type IoPriority = 'none' | 'be' | 'rt' | 'idle';
 
 type RawValue = string | number | boolean | PluginOptions | undefined;
 type Raw = Map<string, RawValue | RawValue[]>;
@@ -203,8 +213,19 @@ function convert(spec: FlagSpec, value: string | boolean, where: string): RawVal
     default:
       // yargs gives '' for a flag at the end or before another flag: `--input --output X` forgot the input's name.
       if (typeof value !== 'string' || value === '') throw new UsageError(`${where} needs a value (${spec.value})`);
-      return spec.kind === 'options' ? parseOptions(value, where) : value;
+      return spec.kind === 'options' ? parseOptions(value, where) : chosen(spec, value, where);
   }
+}
+
+/** A value of a flag with choices, in its own spelling whatever the case given. */
+function chosen(spec: FlagSpec, value: string, where: string): string {
+  if (!spec.choices) return value;
+  const choice = spec.choices.find((c) => c.toLowerCase() === value.toLowerCase());
+  if (choice === undefined) {
+    const hint = closest(value.toLowerCase(), spec.choices);
+    throw new UsageError(`${where} takes ${spec.choices.join(', ')}, got '${value}'` + (hint ? ` (did you mean '${hint}'?)` : ''));
+  }
+  return choice;
 }
 
 /** JSON5 (strict JSON too); the JSON5 parser loads only when plain JSON fails. */
@@ -279,8 +300,12 @@ function fromConfig(spec: FlagSpec, value: unknown, where: string): RawValue {
     if (typeof value !== 'number' || !(value > 0)) throw new UsageError(`${where}: expected a number of seconds, got ${typeName(value)}`);
     return value;
   }
-  if (typeof value !== 'string' || value === '') throw new UsageError(`${where}: expected a name, got ${typeName(value)}`);
-  return value;
+  if (spec.kind === 'boolean') {
+    if (typeof value !== 'boolean') throw new UsageError(`${where}: expected true or false, got ${typeName(value)}`);
+    return value;
+  }
+  if (typeof value !== 'string' || value === '') throw new UsageError(`${where}: expected ${spec.kind === 'plugin' ? 'a name' : `a ${spec.value!.toLowerCase()}`}, got ${typeName(value)}`);
+  return chosen(spec, value, where);
 }
 
 const times = (n: number) => (n === 1 ? 'once' : `${n} times`);
@@ -303,6 +328,11 @@ function defaults(raw: Raw): Settings {
     decoder: choice('decoder'),
     encoder: choice('encoder'),
     error: choice('error'),
+    errorEncoder: choice('error_encoder'),
+    daemonize: raw.get('daemonize') === true,
+    pidFile: raw.get('pid_file') as string | undefined,
+    user: raw.get('user') as string | undefined,
+    ioPriority: raw.get('io_priority') as IoPriority | undefined,
     stats: raw.get('stats') as number | undefined,
     list: raw.get('list') === true,
     help,

@@ -3,7 +3,7 @@
 import type { PluginChoice, Settings } from './args.js';
 import { Chain } from '../core/chain.js';
 import { PROGRAM, UsageError } from '../core/errors.js';
-import type { AnyPlugin, Filter, FilterContext, Input, Role } from '../core/plugin.js';
+import type { AnyPlugin, Codec, Filter, FilterContext, Frame, Input, Message, Output, Role } from '../core/plugin.js';
 import { closest, validateOptions } from '../core/options.js';
 import type { Clock } from '../core/state.js';
 import { findEntry, loadCodec, loadPlugin, normalizeName, registry, unknownPlugin } from './registry.js';
@@ -11,6 +11,8 @@ import { importUserFilter, isModulePath, resolvePackage } from '../core/user-fil
 
 /** A plugin resolved and its options validated, ready to create. */
 interface Prepared<R extends Role> {
+  /** The plugin's own name, as --list shows it. */
+  name: string;
   label: string;
   plugin: AnyPlugin<R>;
   options: Record<string, unknown>;
@@ -27,7 +29,7 @@ async function prepare<R extends Role>(role: R, flag: string, choice: PluginChoi
   const options = validateOptions(label, plugin.options, choice.options);
   const problem = plugin.check?.(options);
   if (problem) throw new UsageError(`${label}: ${problem}`);
-  return { label, plugin, options };
+  return { name: entry.name, label, plugin, options };
 }
 
 async function prepareFilter(choice: PluginChoice): Promise<FilterMaker> {
@@ -54,6 +56,24 @@ export interface Pipeline {
   run(): Promise<void>;
 }
 
+/** `output` taking error records encoded by `encoder` (JSON when it cannot encode one). */
+function encodedErrors(output: Output, encoder: Codec): Output {
+  const encode = (record: Message): Frame => {
+    try {
+      const frame = encoder.encode(record);
+      if (typeof frame === 'string' || Buffer.isBuffer(frame)) return frame;
+    } catch {
+      // A record is plain data; an encoder that refuses one should not lose it.
+    }
+    return JSON.stringify(record);
+  };
+  return {
+    write: (_json, records) => output.write(records.map(encode), records),
+    settled: output.settled && (() => output.settled!()),
+    close: () => output.close(),
+  };
+}
+
 /** Resolves and validates everything first, so a usage error starts nothing; then creates output, filters and input. */
 export async function build(settings: Settings, clock?: Clock): Promise<Pipeline> {
   const input = await prepare('input', 'input', settings.input);
@@ -61,6 +81,7 @@ export async function build(settings: Settings, clock?: Clock): Promise<Pipeline
   const decoder = await prepare('codec', 'decoder', settings.decoder);
   const encoder = await prepare('codec', 'encoder', settings.encoder);
   const errors = await prepare('output', 'error', settings.error);
+  const errorEncoder = await prepare('codec', 'error_encoder', settings.errorEncoder);
   const filters: FilterMaker[] = [];
   for (const choice of settings.filters) filters.push(await prepareFilter(choice));
 
@@ -75,7 +96,8 @@ export async function build(settings: Settings, clock?: Clock): Promise<Pipeline
   const chain = await Chain.build({
     decoder: await decoder.plugin.create(decoder.options, {}),
     encoder: await encoder.plugin.create(encoder.options, {}),
-    errorOutput,
+    // The chain writes records as JSON; another error encoder writes them its way.
+    errorOutput: errorEncoder.name === 'JSON' ? errorOutput : encodedErrors(errorOutput, await errorEncoder.plugin.create(errorEncoder.options, {})),
     output: (context) => output.plugin.create(output.options, context),
     filters,
     clock,

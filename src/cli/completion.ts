@@ -96,19 +96,19 @@ export function candidates(before: readonly string[], current: string, zsh = fal
 
   // zsh reads `name:description`: a : in a name is escaped.
   const names = (role: RegistryEntry['role'] | 'any', typed: string) => pluginNames(role, typed).map((name) => (zsh ? name.replace(/:/g, '\\:') : name));
+  /** What may follow `spec`: plugin names, or its choices (--io_priority), starting with `typed` in any case. */
+  const values = (spec: FlagSpec | undefined, typed: string): string[] | undefined => {
+    const role = roleOf(spec);
+    if (role) return names(role, typed);
+    return spec?.choices?.filter((choice) => choice.startsWith(typed.toLowerCase()));
+  };
   const joined = /^(--?[^=]+)=(.*)$/s.exec(current);
-  if (joined) {
-    const role = roleOf(flagOf(joined[1]));
-    return role ? names(role, joined[2]!).map((name) => `${joined[1]}=${name}`) : [];
-  }
+  if (joined) return (values(flagOf(joined[1]), joined[2]!) ?? []).map((value) => `${joined[1]}=${value}`);
   // bash splits `--input=st` into `--input`, `=`, `st`, and replaces only the part after `=`.
-  if (current === '=' || previous === '=') {
-    const role = roleOf(flagOf(current === '=' ? previous : before.at(-2)));
-    return role ? names(role, current === '=' ? '' : current) : [];
-  }
+  if (current === '=' || previous === '=') return values(flagOf(current === '=' ? previous : before.at(-2)), current === '=' ? '' : current) ?? [];
   const spec = flagOf(previous);
-  const role = roleOf(spec);
-  if (role) return names(role, current);
+  const following = values(spec, current);
+  if (following) return following;
   if (spec && (spec.kind === 'options' || spec.kind === 'string' || spec.kind === 'plugin')) return [];
   if (before.length === 0 && current !== '' && 'completion'.startsWith(current)) return ['completion'];
   if (before.length === 1 && before[0] === 'completion') return SHELLS.filter((s) => s.startsWith(current));

@@ -15,8 +15,21 @@ async function main(argv: readonly string[]): Promise<number> {
     await printDocs(settings);
     return 0;
   }
+  // Perl's process flags; the module loads only when one is given.
+  const control = settings.daemonize || settings.pidFile || settings.user || settings.ioPriority ? await import('./daemon.js') : undefined;
+  if (control) {
+    control.checkDaemonize(settings);
+    if (settings.daemonize && !control.isDaemon()) return control.detach();
+    daemon = control;
+  }
+  const account = settings.user === undefined ? undefined : control!.lookUpUser(settings.user);
+  if (settings.pidFile !== undefined) control!.writePidFile(settings.pidFile);
+  if (settings.ioPriority !== undefined) control!.setIoPriority(settings.ioPriority);
   const { chain, run } = await build(settings);
   running = chain;
+  // Sockets are bound and the outputs' files open: what needs root is done.
+  if (account) control!.becomeUser(account);
+  control?.started();
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -50,19 +63,27 @@ async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+/** The daemon.js module, once a process flag loaded it. */
+let daemon: typeof import('./daemon.js') | undefined;
+
+/** A line on stderr; a daemon still starting tells the command that started it instead. */
+function say(line: string): void {
+  if (!daemon?.startupLine(line)) process.stderr.write(line);
+}
+
 /** One line a person can act on; the stack only when DEBUG is set. */
 function report(error: unknown): number {
-  if (process.env.DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  if (process.env.DEBUG && error instanceof Error) say(`${error.stack}\n`);
   if (error instanceof UsageError) {
-    process.stderr.write(`${PROGRAM}: ${error.message}\n`);
+    say(`${PROGRAM}: ${error.message}\n`);
     return 2;
   }
   if (error instanceof RuntimeError) {
-    process.stderr.write(`${PROGRAM}: ${error.message}\n`);
+    say(`${PROGRAM}: ${error.message}\n`);
     return 1;
   }
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  process.stderr.write(`${PROGRAM}: ${describe(error).split('\n')[0]}${code ? ` (${code})` : ''}${process.env.DEBUG ? '' : ' (set DEBUG=1 for details)'}\n`);
+  say(`${PROGRAM}: ${describe(error).split('\n')[0]}${code ? ` (${code})` : ''}${process.env.DEBUG ? '' : ' (set DEBUG=1 for details)'}\n`);
   return 1;
 }
 

@@ -38,6 +38,11 @@ const defaults: Settings = {
   decoder: { name: 'JSON', options: {} },
   encoder: { name: 'JSON', options: {} },
   error: { name: 'STDERR', options: {} },
+  errorEncoder: { name: 'JSON', options: {} },
+  daemonize: false,
+  pidFile: undefined,
+  user: undefined,
+  ioPriority: undefined,
   stats: undefined,
   list: false,
   help: undefined,
@@ -63,7 +68,8 @@ describe('parseArgs', () => {
       ];
       for (const spelling of spellings) {
         const settings = parseArgs([...filterFirst, ...spelling]) as unknown as Record<string, { name: string; options: object }> & { filters: Array<{ name: string; options: object }> };
-        const role = flag.name.replace(/_options$/, '');
+        // error_encoder is Settings' errorEncoder.
+        const role = flag.name.replace(/_options$/, '').replace(/_(\w)/g, (_, letter: string) => letter.toUpperCase());
         const choice = role === 'filter' ? settings.filters[0]! : settings[role]!;
         expect(flag.kind === 'options' ? choice.options : choice.name, spelling.join(' ')).toEqual(expected);
       }
@@ -160,6 +166,33 @@ describe('parseArgs', () => {
       expect(usageError(['--list=yes'])).toBe('--list takes no value');
       expect(usageError(['--version=1'])).toBe('--version takes no value');
       expect(usageError(['-v=1'])).toBe('--version takes no value');
+    });
+  });
+
+  describe("Perl's process flags", () => {
+    it('--daemonize, --pid_file, --user and --io_priority (a class in any case)', () => {
+      expect(parseArgs(['--daemonize', '--pid_file', '/run/mp.pid', '--user', 'logs', '--io-priority', 'IDLE'])).toMatchObject({
+        daemonize: true,
+        pidFile: '/run/mp.pid',
+        user: 'logs',
+        ioPriority: 'idle',
+      });
+      expect(parseArgs(['--io_priority=be']).ioPriority).toBe('be');
+    });
+
+    it('--io_priority takes none, be, rt or idle only; --daemonize takes no value', () => {
+      expect(usageError(['--io_priority', 'fast'])).toBe("--io_priority takes none, be, rt, idle, got 'fast'");
+      expect(usageError(['--io_priority', 'rtt'])).toBe("--io_priority takes none, be, rt, idle, got 'rtt' (did you mean 'rt'?)");
+      expect(usageError(['--io_priority'])).toBe('--io_priority needs a value (CLASS)');
+      expect(usageError(['--daemonize=yes'])).toBe('--daemonize takes no value');
+    });
+
+    it('--error_encoder and its options, as a config file gives them too', () => {
+      expect(parseArgs(['--error_encoder', 'Pickle', '--error-encoder-options', '{}']).errorEncoder).toEqual({ name: 'Pickle', options: {} });
+      const file = configFile('daemon.json5', "{daemonize: true, pid_file: 'mp.pid', io_priority: 'Idle', error_encoder: 'Null', error_encoder_options: {}}");
+      expect(parseArgs(['--configfile', file])).toMatchObject({ daemonize: true, pidFile: 'mp.pid', ioPriority: 'idle', errorEncoder: { name: 'Null', options: {} } });
+      expect(usageError(['--configfile', configFile('bad-daemon.json5', "{daemonize: 'yes'}")])).toMatch(/: daemonize: expected true or false, got the string "yes"$/);
+      expect(usageError(['--configfile', configFile('bad-class.json5', "{io_priority: 'fast'}")])).toMatch(/: io_priority takes none, be, rt, idle, got 'fast'$/);
     });
   });
 
@@ -339,10 +372,18 @@ describe('completion', () => {
     expect(await complete(words('-'))).toEqual(visible);
     expect(await complete(words('--inp'))).toEqual(['--input', '--input_options']);
     expect(await complete(words('--input-o'))).toEqual(['--input_options']);
-    expect(await complete(words('--filter Null --input-options {} --i'))).toEqual(['--input']);
+    expect(await complete(words('--filter Null --input-options {} --i'))).toEqual(['--input', '--io_priority']);
     expect(await complete(words('--filter Null --fi'))).toEqual(['--filter', '--filter_options']);
     expect(await complete(words('--stats --l'))).toEqual(['--list']);
     expect(await complete(words('--ma'))).toEqual([]);
+  });
+
+  it('offers the classes of --io_priority, in any case, and after = too', async () => {
+    expect(await complete(words('--io_priority '))).toEqual(['none', 'be', 'rt', 'idle']);
+    expect(await complete(words('--io_priority I'))).toEqual(['idle']);
+    expect(await complete(words('--io-priority=b'))).toEqual(['--io-priority=be']);
+    expect(await complete(words('--io_priority = r'))).toEqual(['rt']);
+    expect(await complete(words('--pid_file '))).toEqual([]);
   });
 
   it('offers the completion subcommand and its shells', async () => {
