@@ -69,7 +69,8 @@ export default defineInput({
     'mode "pubsub" subscribes to `channels` and/or `patterns`. Pub/sub is lossy by design: Redis delivers only to subscribers connected at that ' +
       'moment, keeps nothing, and drops a subscriber that falls too far behind; here too, when the chain cannot keep up, messages beyond a queue of ' +
       '10 × batch are dropped, with a warning. Use list or stream when losing messages matters.',
-    'A lost connection is reopened with backoff, with one line on stderr when it goes and when it comes back. Each frame is handed on as bytes; ' +
+    'The input runs until stopped (SIGINT, SIGTERM), or with until_empty until a read finds nothing more. ' +
+      'A lost connection is reopened with backoff, with one line on stderr when it goes and when it comes back. Each frame is handed on as bytes; ' +
       'error records name redis:KEY (or the channel) and the frame\'s number in this run.',
   ].join('\n\n'),
   examples: [
@@ -122,6 +123,11 @@ export default defineInput({
       default: '1s',
       description: 'How long one read waits for new messages before looking again; a stop waits at most this long.',
     },
+    until_empty: {
+      type: 'boolean',
+      default: false,
+      description: 'Modes list and stream: end the input once a read finds nothing more (after waiting `block`), as a job that drains a queue does.',
+    },
     claim_idle: {
       type: 'duration',
       min: '1ms',
@@ -138,6 +144,7 @@ export default defineInput({
       if (o.channels === undefined && o.patterns === undefined) return 'mode "pubsub" needs channels or patterns (e.g. {mode: "pubsub", channels: ["logs"]})';
       if (o.key !== undefined) return 'key applies to modes list and stream; mode "pubsub" reads channels or patterns';
       if (o.consumer !== undefined) return 'consumer applies to modes list and stream';
+      if (o.until_empty) return 'until_empty applies to modes list and stream (pub/sub is never empty for long)';
     } else {
       if (o.key === undefined) return `mode "${mode}" needs key (e.g. {mode: "${mode}", key: "events"})`;
       if (o.channels !== undefined || o.patterns !== undefined) return `channels and patterns apply to mode pubsub; mode "${mode}" reads key`;
@@ -162,6 +169,7 @@ export default defineInput({
         batch: o.batch,
         block: o.block,
         claimIdle: o.claim_idle,
+        untilEmpty: o.until_empty,
       };
       const input = mode === 'stream' ? new StreamInput(redis, reader, control, settings, context) : new ListInput(redis, reader, control, settings, context);
       await input.start();
@@ -192,7 +200,11 @@ interface Settings {
   batch: number;
   block: number;
   claimIdle: number;
+  untilEmpty: boolean;
 }
+
+/** What a read that waited `block` and found nothing returns. */
+const EMPTY = Symbol('empty');
 
 type Token = string | Buffer;
 
@@ -235,8 +247,8 @@ abstract class AckingInput implements Input {
   }
 
   abstract start(): Promise<void>;
-  /** The next messages, possibly none (a read that timed out, or one that failed and will be tried again). */
-  protected abstract read(): Promise<Taken | undefined>;
+  /** The next messages; EMPTY when a read waited `block` and found none; undefined when there is nothing yet (a read that failed and will be tried again). */
+  protected abstract read(): Promise<Taken | typeof EMPTY | undefined>;
   /** Acknowledges `tokens` with Redis; rejects when that could not be done now. */
   protected abstract sendAcks(tokens: Token[]): Promise<unknown>;
   /** Redis confirmed the acknowledgement of these batches' tokens. */
@@ -250,13 +262,14 @@ abstract class AckingInput implements Input {
     const interval = Math.max(Math.floor(this.settings.claimIdle / 3), 1);
     this.timer = setInterval(() => void this.keepAlive().catch(() => undefined), interval);
     this.timer.unref();
-    let next: Promise<Taken | undefined> | undefined = this.read();
+    let next: Promise<Taken | typeof EMPTY | undefined> | undefined = this.read();
     try {
       while (next) {
-        const taken = await next;
+        const taken: Taken | typeof EMPTY | undefined = await next;
         // Read one batch ahead while the chain works; after a stop, what was read still goes in.
-        next = stopping.aborted ? undefined : this.read();
-        if (taken) await this.emit(taken);
+        const done: boolean = stopping.aborted || (taken === EMPTY && this.settings.untilEmpty);
+        next = done ? undefined : this.read();
+        if (taken && taken !== EMPTY) await this.emit(taken);
       }
     } catch (error) {
       // The chain failed: what the read ahead brings is not acknowledged, so Redis keeps it.
@@ -384,7 +397,7 @@ class StreamInput extends AckingInput {
     return new RuntimeError(`${LABEL}: cannot read stream ${this.settings.key}: ${text}`);
   }
 
-  protected async read(): Promise<Taken | undefined> {
+  protected async read(): Promise<Taken | typeof EMPTY | undefined> {
     const { key, group, consumer, batch, block, claimIdle } = this.settings;
     const raw = this.reader.withTypeMapping({ [this.redis.RESP_TYPES.BLOB_STRING]: Buffer });
     try {
@@ -405,6 +418,7 @@ class StreamInput extends AckingInput {
       } else {
         const reply = (await raw.sendCommand(['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(batch), 'BLOCK', String(block), 'STREAMS', key, '>'])) as StreamsReply;
         entries = reply?.[0]?.[1] ?? [];
+        if (entries.length === 0) return EMPTY;
       }
       this.readAttempt = 0;
       return this.take(entries);
@@ -508,7 +522,7 @@ class ListInput extends AckingInput {
     await Promise.all([TAKE, ACK, RECLAIM, FINISH].map((script) => script.load(this.control)));
   }
 
-  protected async read(): Promise<Taken | undefined> {
+  protected async read(): Promise<Taken | typeof EMPTY | undefined> {
     const { key, batch, block, claimIdle } = this.settings;
     const raw = this.reader.withTypeMapping({ [this.redis.RESP_TYPES.BLOB_STRING]: Buffer });
     try {
@@ -525,7 +539,7 @@ class ListInput extends AckingInput {
       let taken = (await this.runScript(raw, TAKE, [key, this.processing], [String(batch)])) as Buffer[];
       if (taken.length === 0) {
         const one = (await raw.sendCommand(['BLMOVE', key, this.processing, 'LEFT', 'RIGHT', String(block / 1000)])) as Buffer | null;
-        if (one === null) return undefined;
+        if (one === null) return EMPTY;
         taken = [one];
       }
       this.readAttempt = 0;

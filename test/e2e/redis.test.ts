@@ -100,9 +100,8 @@ describe('Redis stream', () => {
     expect(sent.code, sent.stderr).toBe(0);
     expect(await redis.xLen(key)).toBe(200);
 
-    const reader = spawned([...redisInput({ mode: 'stream', key, block: '100ms' }), '--stats']);
-    await until(() => records(reader.stdout).length >= 200, '200 messages');
-    const done = await stop(reader);
+    // until_empty: the input ends once a read finds nothing more.
+    const done = await run([...redisInput({ mode: 'stream', key, block: '100ms', until_empty: true }), '--stats'], { timeout: 55_000 });
     expect(done.code, done.stderr).toBe(0);
     expect(records(done.stdout)).toEqual(messages);
     expect(statsLine(done.stderr)).toEqual([200, 0, 200, 0, 0]);
@@ -183,15 +182,13 @@ describe('Redis stream', () => {
 });
 
 describe('Redis list', () => {
-  it('STDIN -> list -> STDOUT, and nothing of the consumer is left once it stops', async () => {
+  it('STDIN -> list -> STDOUT until the list is empty, and nothing of the consumer is left once it ends', async () => {
     const key = newKey('list');
     const messages = range(50).map((seq) => ({ seq }));
     const sent = await run(redisOutput({ key }), { input: ndjson(messages) });
     expect(sent.code, sent.stderr).toBe(0);
     expect(await redis.lLen(key)).toBe(50);
-    const reader = spawned(redisInput({ key, block: '100ms', consumer: 'only' }));
-    await until(() => records(reader.stdout).length >= 50, '50 messages');
-    const done = await stop(reader);
+    const done = await run(redisInput({ key, block: '100ms', consumer: 'only', until_empty: true }), { timeout: 55_000 });
     expect(done.code, done.stderr).toBe(0);
     expect(records(done.stdout)).toEqual(messages);
     const left: string[] = [];
@@ -377,6 +374,7 @@ describe('Redis: bad configuration', () => {
       [redisInput({ mode: 'pubsub' }), /--input Redis: mode "pubsub" needs channels or patterns/],
       [redisInput({ mode: 'stream' }), /--input Redis: mode "stream" needs key/],
       [redisInput({ key: 'x', block: '1 s' }), /--input Redis: option 'block' must be a duration/],
+      [redisInput({ channels: 'x', until_empty: true }), /--input Redis: until_empty applies to modes list and stream/],
       [redisOutput({ url: 'http://127.0.0.1', key: 'x' }), /--output Redis: url: 'http:\/\/127\.0\.0\.1' must start with redis:\/\//],
       [redisOutput({ mode: 'list', key: 'x', channel: 'y' }), /--output Redis: channel applies to mode pubsub/],
       [redisOutput({ mode: 'list', key: 'x', max_len: 10 }), /--output Redis: max_len applies to mode stream only/],
