@@ -151,15 +151,28 @@ const byFrameNumber = (a: ErrorRecordSeen, b: ErrorRecordSeen) => frameNumber(a)
  * What the contract says becomes of each frame with the JSON codecs: an empty
  * one is skipped like an empty line; one not valid UTF-8 is an encoding record
  * with a base64 copy; one that is not JSON a decode record with a text copy;
- * the others go out as compact JSON, in order.
+ * the others go out as compact JSON, in order. A frame holding LFs is a batch:
+ * each non-empty part between them is a message of its own, numbered in turn.
  */
 function expectedWithJson(messages: Buffer[][]) {
   const out: string[] = [];
   const errors: Array<Omit<ErrorRecordSeen, 'reason'> & { reason?: string }> = [];
   let nonEmpty = 0;
-  messages.forEach((parts, index) => {
+  let number = 0;
+  const frames = messages.flatMap((parts) => {
     const frame = parts[parts.length - 1]!;
-    const source = `zeromq:${index + 1}`;
+    if (!frame.includes(LF)) return [frame];
+    const pieces: Buffer[] = [];
+    for (let start = 0; start <= frame.length; ) {
+      let end = frame.indexOf(LF, start);
+      if (end < 0) end = frame.length;
+      if (end > start) pieces.push(frame.subarray(start, end));
+      start = end + 1;
+    }
+    return pieces;
+  });
+  frames.forEach((frame) => {
+    const source = `zeromq:${++number}`;
     if (frame.length === 0) return;
     nonEmpty++;
     if (!isUtf8(frame)) {
