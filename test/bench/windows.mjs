@@ -4,8 +4,8 @@
 //
 // Each throughput case runs with its corpus on stdin (a file) and stdout to a
 // file; the output is checked (Dedupe: the repeats add up to the events read;
-// Threshold: every event goes on, plus its alerts). Best of BENCH_REPEATS runs;
-// peak RSS from /usr/bin/time -f %M.
+// Threshold: every event goes on, plus its alerts). The cases take turns, and
+// the best of BENCH_REPEATS rounds counts; peak RSS from /usr/bin/time -f %M.
 //
 // Run with `npm run bench` (all benchmarks), or alone after `npm run build`:
 //   node test/bench/windows.mjs [--quick]
@@ -98,18 +98,36 @@ function summarize(path) {
   return { lines, repeats, alerts };
 }
 
-function measure(testCase, input, events, repeats, out) {
-  let best;
-  let peak = 0;
-  for (let i = 0; i < repeats; i++) {
-    const run = timed(testCase.args, input, out);
-    const found = summarize(out);
-    const problem = testCase.check(found, events);
-    if (problem) throw new Error(`${testCase.name}: ${problem}`);
-    if (!best || run.seconds < best.seconds) best = { ...run, found };
-    if (run.rss) peak = Math.max(peak, run.rss);
+/** One run of a case, checked; its seconds, peak RSS and what came out. */
+function measureOnce(testCase, input, events, out) {
+  const run = timed(testCase.args, input, out);
+  const found = summarize(out);
+  const problem = testCase.check(found, events);
+  if (problem) throw new Error(`${testCase.name}: ${problem}`);
+  return { ...run, found };
+}
+
+/**
+ * Every case `repeats` times, taking turns (a loaded machine slows the cases of
+ * one round alike, so their ratios hold better than with each case's runs in a
+ * row); the best run of each counts, and its highest peak RSS.
+ */
+function measureInTurns(cases, input, events, repeats, out) {
+  const best = new Map();
+  for (let round = 0; round < repeats; round++) {
+    for (const testCase of cases) {
+      process.stderr.write(`  round ${round + 1}: ${testCase.name} ...`);
+      const run = measureOnce(testCase, input, events, out);
+      process.stderr.write(` ${fmt(events / run.seconds)} msg/s\n`);
+      const previous = best.get(testCase);
+      if (!previous || run.seconds < previous.seconds) best.set(testCase, { ...run, rss: Math.max(run.rss ?? 0, previous?.rss ?? 0) });
+      else previous.rss = Math.max(previous.rss ?? 0, run.rss ?? 0);
+    }
   }
-  return { ...testCase, seconds: best.seconds, rate: events / best.seconds, rss: peak, found: best.found };
+  return cases.map((testCase) => {
+    const run = best.get(testCase);
+    return { ...testCase, seconds: run.seconds, rate: events / run.seconds, rss: run.rss, found: run.found };
+  });
 }
 
 const asIs = (found, events) => (found.lines === events ? undefined : `${found.lines} lines out of ${events}`);
@@ -147,13 +165,7 @@ export async function run({ quick = process.argv.includes('--quick') } = {}) {
         check: passedWithAlerts,
       },
     ];
-    const results = [];
-    for (const c of cases) {
-      process.stderr.write(`  ${c.name} ...`);
-      const r = measure(c, keyed, events, repeats, out);
-      process.stderr.write(` ${fmt(r.rate)} msg/s\n`);
-      results.push(r);
-    }
+    const results = measureInTurns(cases, keyed, events, repeats, out);
     const floor = results.find((r) => r.id === 'null');
     const rows = [['case', 'msg/s', 'vs --filter Null', 'lines out', 'alerts', 'peak RSS']];
     for (const r of results) {
@@ -182,11 +194,8 @@ export async function run({ quick = process.argv.includes('--quick') } = {}) {
       ['--filter Null (for comparison)', ['--filter', 'Null'], asIs],
     ];
     const memoryRows = [['case', 'msg/s', 'peak RSS', 'lines out']];
-    for (const [name, args, check] of memory) {
-      process.stderr.write(`  ${name} ...`);
-      const r = measure({ name, args, check }, distinct, events, 1, out);
-      process.stderr.write(` ${r.rss ? `${Math.round(r.rss / 1024)} MB` : '-'}\n`);
-      memoryRows.push([name, fmt(r.rate), r.rss ? `${Math.round(r.rss / 1024)} MB` : '-', fmt(r.found.lines)]);
+    for (const r of measureInTurns(memory.map(([name, args, check]) => ({ name, args, check })), distinct, events, 1, out)) {
+      memoryRows.push([r.name, fmt(r.rate), r.rss ? `${Math.round(r.rss / 1024)} MB` : '-', fmt(r.found.lines)]);
     }
     console.log(table(memoryRows));
   } finally {
