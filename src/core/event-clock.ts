@@ -5,11 +5,11 @@
 // With a time field, time is the stream's own: the watermark is the latest event
 // time seen minus `lateness`, so windows close as later events arrive, in the
 // same way on a loaded machine as on an idle one. A live stream that goes quiet
-// must still close its windows, so while no message arrives the watermark also
-// moves on with the clock, from the last arrival: a window due one second of
-// event time ahead closes after one quiet second (timers look at least once a
-// second). Without a time field, time is
-// arrival time and the watermark is the clock less `lateness`.
+// must still close its windows, so once no message came for a second, the
+// watermark also moves on with the clock: a window due one second of event
+// time ahead closes after two quiet seconds (timers look at least once a
+// second). Without a time field, time is arrival time and the watermark is the
+// clock less `lateness`.
 import type { FilterContext, Message } from './plugin.js';
 import { KeyedState, type HoldKeeper, type KeyedStateOptions } from './state.js';
 import { eventTime, fieldValue } from './time.js';
@@ -115,6 +115,8 @@ export function fieldsOf(message: Message): object | undefined {
 
 /** Longest a timer waits before it looks again whether a quiet stream's windows are due. */
 const TICK_MS = 1000;
+/** In event time, a stream counts as quiet only once no message came for this long. */
+const QUIET_GRACE_MS = 1000;
 
 export interface EventClockOptions {
   /** Field holding the event time (ISO 8601, epoch seconds or ms); arrival time without it. */
@@ -168,12 +170,17 @@ export class EventClock {
     return this.mark;
   }
 
-  /** The watermark with the quiet time since the last arrival added (what a timer moves it to). */
+  /**
+   * What a timer moves the watermark to: in arrival time, the clock; in event
+   * time, the quiet time since the last arrival added, past a grace second (a
+   * replay that pauses between reads is not a quiet stream).
+   */
   private quietWatermark(): number {
     const now = this.context.clock.now();
-    const quiet = this.lastArrival > -Infinity ? Math.max(0, now - this.lastArrival) : 0;
-    const base = this.latest > -Infinity ? this.latest : now;
-    return Math.max(this.mark, base - this.options.lateness + quiet);
+    const { lateness, timeField } = this.options;
+    if (timeField === undefined || this.latest === -Infinity) return Math.max(this.mark, now - lateness);
+    const quiet = Math.max(0, now - this.lastArrival - QUIET_GRACE_MS);
+    return Math.max(this.mark, this.latest - lateness + quiet);
   }
 
   /**

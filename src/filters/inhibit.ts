@@ -95,7 +95,7 @@ export default defineFilter({
     'Once a message matching a rule\'s source is seen, messages matching any of its targets whose equal fields hold the same values as the source\'s are suppressed for hold after it: dropped (counted as dropped in --stats) or, with action "tag", passed on with inhibited_by: {rule, source_time}. ' +
     'wait holds each target message back that long before it is checked, so that a root cause arriving just after its effects still suppresses them (the targets then go on later than the messages around them). ' +
     'A message that matches both the source and the targets of a rule is not suppressed by itself, nor by other messages that match both. It works on alerts from Threshold (equal: ["key.host"]) as on plain log messages. ' +
-    'With time_field, time is the event\'s (a waiting target goes on once an event later than it by wait plus lateness arrives, or the stream has been quiet that long); without it, arrival time. ' +
+    'With time_field, time is the event\'s (a waiting target goes on once an event later than it by wait plus lateness arrives, or once the stream has been quiet a second more than that); without it, arrival time. ' +
     'Memory: at most max_keys sources (rule and equal values; past it the oldest is forgotten early, and a warning says so once) and at most max_keys waiting targets (past it the oldest is checked and goes on at once). Waiting targets are emitted at the end of input and on SIGINT/SIGTERM, and hold back the acknowledgement (File checkpoints) of their batches until they are checked.',
   examples: [
     `message-passing --filter Inhibit --filter_options '{rules: [{source: {event: "db_down"}, targets: [{level: "error", service: "api"}], equal: ["host"], hold: "10m"}]}'`,

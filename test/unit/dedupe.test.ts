@@ -134,14 +134,24 @@ describe('Dedupe in arrival time and when the stream goes quiet', () => {
     expect(h.chain.counters).toMatchObject({ in: 3, created: 2, out: 2, dropped: 3 });
   });
 
-  it('with a time field, a quiet stream closes a window once as much time has passed as it had left', async () => {
+  it('with a time field, a quiet stream closes a window once quiet a second longer than the window had left', async () => {
     const h = await make({ ...eventTime, window: '10s' }, 1_000_000);
     await h.send({ msg: 'a', time: at('10:00:03') }, { msg: 'a', time: at('10:00:04') });
     // The window ends at 10:00:10, six seconds of event time after the latest event.
-    await h.advance(5_999);
+    await h.advance(6_999);
     expect(h.take()).toEqual([]);
     await h.advance(1);
     expect(h.take()).toMatchObject([{ msg: 'a', repeats: 2 }]);
+  });
+
+  it('with a time field, a pause of less than a second between reads is not a quiet stream', async () => {
+    const h = await make({ ...eventTime, window: '1s' }, 1_000_000);
+    await h.send({ msg: 'a', time: at('10:00:00.500') });
+    await h.advance(999);
+    // Still in the window of 10:00:00, though the input paused longer than the window had left.
+    await h.send({ msg: 'a', time: at('10:00:00.900') });
+    await h.end();
+    expect(h.out).toMatchObject([{ msg: 'a', repeats: 2 }]);
   });
 
   it('holds the acknowledgement of a batch until the records of the messages it held are out', async () => {

@@ -79,7 +79,7 @@ describe('EventClock', () => {
     expect(events.watermark).toBe(1500);
   });
 
-  it('on a quiet stream, a timer moves the watermark on with the clock and calls back, looking again at least once a second', () => {
+  it('on a quiet stream, a timer moves the watermark on with the clock past a grace second and calls back, looking again at least once a second', () => {
     const clock = new ManualClock(0);
     const fired: string[] = [];
     const events = new EventClock(contextOn(clock, fired), { timeField: 'ts', lateness: 0, onTimer: () => undefined });
@@ -90,12 +90,17 @@ describe('EventClock', () => {
     expect(fired).toEqual([]);
     clock.advance(1);
     expect(fired).toHaveLength(1);
+    expect(events.watermark).toBe(latest);
+    // Quiet for two seconds: one past the grace second.
+    events.wake(latest + 2500);
+    clock.advance(1000);
+    expect(fired).toHaveLength(2);
     expect(events.watermark).toBe(latest + 1000);
     // The callback sets the next timer itself (filters call wake from it); stop cancels one.
     events.wake(latest + 2500);
     events.stop();
     clock.advance(5000);
-    expect(fired).toHaveLength(1);
+    expect(fired).toHaveLength(2);
   });
 });
 
