@@ -480,8 +480,12 @@ class StreamInput extends AckingInput {
     const since = Date.now() - claimIdle / 3;
     const old: string[] = [];
     for (const [id, at] of this.held) if (at <= since) old.push(id);
-    if (old.length === 0) return Promise.resolve();
-    return this.control.sendCommand(['XCLAIM', key, group, consumer, '0', ...old, 'JUSTID']);
+    const claims: Array<Promise<unknown>> = [];
+    // A filter may hold many (Dedupe keeps up to max_keys): a few thousand ids per command.
+    for (let from = 0; from < old.length; from += 2000) {
+      claims.push(this.control.sendCommand(['XCLAIM', key, group, consumer, '0', ...old.slice(from, from + 2000), 'JUSTID']));
+    }
+    return Promise.all(claims);
   }
 
   /** A consumer with nothing pending leaves the group at the end (with something pending it stays, so that it can be claimed). */

@@ -162,6 +162,26 @@ describe('Redis stream', () => {
     expect(await pendingCount(key)).toBe(0);
   });
 
+  it('entries a slow consumer holds longer than claim_idle stay its own (their idle time is renewed): nobody else claims them', async () => {
+    const key = newKey('stream');
+    await addEntries(key, 20);
+    const first = join(dir, `${key.replaceAll(':', '_')}-a.ndjson`);
+    const second = join(dir, `${key.replaceAll(':', '_')}-b.ndjson`);
+    // A takes all 20 (a batch, and the next read ahead) and spends 2 s on each batch (its messages wait together): longer than claim_idle.
+    const options = { mode: 'stream', key, batch: 10, block: '100ms', claim_idle: '1500ms' };
+    const a = spawned([...redisInput({ ...options, consumer: 'a' }), ...slow(2000), ...fileOutput(first)]);
+    // The group exists once a consumer has started; it lists a consumer once that one reads (its signal handlers are in place).
+    const consumers = async () => ((await redis.sendCommand(['XINFO', 'CONSUMERS', key, 'message-passing']).catch(() => [])) as unknown[]).length;
+    await eventually(async () => (await consumers()) === 1, 'the slow consumer reading');
+    const b = spawned([...redisInput({ ...options, consumer: 'b' }), ...fileOutput(second)]);
+    await eventually(async () => (await consumers()) === 2, 'the second consumer reading');
+    await until(() => seqsIn(first).length === 20, 'all 20 through the slow consumer');
+    const done = await Promise.all([stop(a), stop(b)]);
+    for (const result of done) expect(result.code, result.stderr).toBe(0);
+    expect(seqsIn(second)).toEqual([]);
+    expect(seqsIn(first).sort((x, y) => x - y)).toEqual(range(20));
+  });
+
   it('CLIENT KILL of the input\'s connections under load: nothing lost', async () => {
     const key = newKey('stream');
     await addEntries(key, 1000);
