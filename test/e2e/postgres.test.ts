@@ -108,10 +108,11 @@ describe('Postgres output', () => {
     ]);
   });
 
-  it('create_table makes a missing table (text columns, jsonb for json_column); a message that is not an object has no columns', async () => {
+  it('create_table makes a missing table (text columns, jsonb for json_column); a message that is not an object has no columns; no url: the PG* variables', async () => {
     const table = newTable();
-    const result = await run(postgresOutput({ url: DATABASE, table, columns: { host: 'host' }, json_column: 'doc', create_table: true }), {
+    const result = await run(postgresOutput({ table, columns: { host: 'host' }, json_column: 'doc', create_table: true }), {
       input: '{"host":"a","n":1}\n"just a string"\n',
+      env: { PGHOST: '127.0.0.1', PGPORT: '5432', PGUSER: 'postgres', PGDATABASE: 'test' },
     });
     expect(result.code, result.stderr).toBe(0);
     expect((await db.query(`SELECT host, doc FROM ${table}`)).rows).toEqual([{ host: 'a', doc: { host: 'a', n: 1 } }]);
