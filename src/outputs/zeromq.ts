@@ -78,7 +78,7 @@ export default defineOutput({
       'Placement depends only on the key and the number of endpoints, so every producer given the same list agrees, and adding an endpoint at the end moves about 1/N of the keys (all to the new one). ' +
       'An endpoint without a peer is not skipped: its messages wait, and once socket_hwm of them are queued the chain waits, so a dead worker stops the stream until it is back. ' +
       'A message without the key goes to the error output, or with partition_missing "first" to the first endpoint. --stats shows the messages sent to each endpoint.',
-    'batch sends several messages in one ZeroMQ frame, separated by LF (a frame is sent when it holds max_messages messages or max_bytes bytes, or max_delay after its first message, and at once at the end). ' +
+    'batch sends several messages in one ZeroMQ frame, each ended by LF (a frame is sent when it holds max_messages messages or max_bytes bytes, or max_delay after its first message, and at once at the end or on SIGTERM). ' +
       'It cuts the per-message cost of ZeroMQ several times over; a ZeroMQ input splits such frames back into messages by itself with the JSON decoder (split_lines). ' +
       'A message that holds a LF itself cannot go in a batch and goes to the error output. Off by default: Perl and other ZeroMQ peers expect one message per frame. ' +
       'socket_hwm still counts messages: the socket queues socket_hwm / max_messages frames.',
@@ -139,7 +139,7 @@ export default defineOutput({
     batch: {
       type: 'any',
       description:
-        'Several messages per ZeroMQ frame, separated by LF: true, or {max_messages: 256, max_bytes: "256KiB", max_delay: "5ms"} (those are the defaults). The receiving ZeroMQ input must split frames (split_lines).',
+        'Several messages per ZeroMQ frame, each ended by LF: true, or {max_messages: 256, max_bytes: "256KiB", max_delay: "5ms"} (those are the defaults). The receiving ZeroMQ input must split frames (split_lines).',
       example: '{max_messages: 256, max_delay: "5ms"}',
     },
   },
