@@ -76,7 +76,7 @@ export default defineOutput({
       'the endpoint chosen by jump consistent hash (Lamping and Veach) of the 64-bit FNV-1a hash of the key\'s UTF-8 text ' +
       '(the field\'s value: a string as it is, anything else as JSON; several fields joined by NUL characters), over the list in the order given. ' +
       'Placement depends only on the key and the number of endpoints, so every producer given the same list agrees, and adding an endpoint at the end moves about 1/N of the keys (all to the new one). ' +
-      'An endpoint without a peer is not skipped: its messages wait, and once socket_hwm of them are queued the chain waits, so a dead worker stops the stream until it is back. ' +
+      'An endpoint without a peer is not skipped: its messages wait, and once 2048 of them wait (after socket_hwm more queued by ZeroMQ when the peer is connected but does not read) the chain waits, so a dead worker stops the stream until it is back. ' +
       'A message without the key goes to the error output, or with partition_missing "first" to the first endpoint. --stats shows the messages sent to each endpoint.',
     'batch sends several messages in one ZeroMQ frame, each ended by LF (a frame is sent when it holds max_messages messages or max_bytes bytes, or max_delay after its first message, and at once at the end or on SIGTERM). ' +
       'It cuts the per-message cost of ZeroMQ several times over; a ZeroMQ input splits such frames back into messages by itself with the JSON decoder (split_lines). ' +
