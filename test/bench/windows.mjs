@@ -4,8 +4,9 @@
 //
 // Each throughput case runs with its corpus on stdin (a file) and stdout to a
 // file; the output is checked (Dedupe: the repeats add up to the events read;
-// Threshold: every event goes on, plus its alerts). The cases take turns, and
-// the best of BENCH_REPEATS rounds counts; peak RSS from /usr/bin/time -f %M.
+// Threshold: every event goes on, plus its alerts). Each run of a case follows a
+// run of --filter Null, and the ratio of the pair counts (the median over
+// BENCH_REPEATS rounds); peak RSS from /usr/bin/time -f %M.
 //
 // Run with `npm run bench` (all benchmarks), or alone after `npm run build`:
 //   node test/bench/windows.mjs [--quick]
@@ -108,25 +109,42 @@ function measureOnce(testCase, input, events, out) {
 }
 
 /**
- * Every case `repeats` times, taking turns (a loaded machine slows the cases of
- * one round alike, so their ratios hold better than with each case's runs in a
- * row); the best run of each counts, and its highest peak RSS.
+ * Every case `repeats` times, taking turns; with `floor`, each run of a case
+ * right after a run of the floor case, their ratio taken at once. On a shared
+ * machine whose load swings threefold within a minute (seen here), paired
+ * ratios hold where ratios of best runs taken minutes apart do not.
  */
-function measureInTurns(cases, input, events, repeats, out) {
+function measureInTurns(cases, input, events, repeats, out, floor) {
   const best = new Map();
+  const ratios = new Map(cases.map((c) => [c, []]));
+  const keep = (testCase, run) => {
+    const previous = best.get(testCase);
+    const rss = Math.max(run.rss ?? 0, previous?.rss ?? 0);
+    if (!previous || run.seconds < previous.seconds) best.set(testCase, { ...run, rss });
+    else previous.rss = rss;
+  };
+  const once = (testCase, round) => {
+    process.stderr.write(`  round ${round + 1}: ${testCase.name} ...`);
+    const run = measureOnce(testCase, input, events, out);
+    process.stderr.write(` ${fmt(events / run.seconds)} msg/s\n`);
+    keep(testCase, run);
+    return run;
+  };
   for (let round = 0; round < repeats; round++) {
     for (const testCase of cases) {
-      process.stderr.write(`  round ${round + 1}: ${testCase.name} ...`);
-      const run = measureOnce(testCase, input, events, out);
-      process.stderr.write(` ${fmt(events / run.seconds)} msg/s\n`);
-      const previous = best.get(testCase);
-      if (!previous || run.seconds < previous.seconds) best.set(testCase, { ...run, rss: Math.max(run.rss ?? 0, previous?.rss ?? 0) });
-      else previous.rss = Math.max(previous.rss ?? 0, run.rss ?? 0);
+      if (testCase === floor) continue;
+      const floorRun = floor ? once(floor, round) : undefined;
+      const run = once(testCase, round);
+      if (floorRun) ratios.get(testCase).push(floorRun.seconds / run.seconds);
     }
   }
+  const median = (list) => {
+    const sorted = [...list].sort((a, b) => a - b);
+    return sorted.length ? sorted[(sorted.length - 1) >> 1] : undefined;
+  };
   return cases.map((testCase) => {
     const run = best.get(testCase);
-    return { ...testCase, seconds: run.seconds, rate: events / run.seconds, rss: run.rss, found: run.found };
+    return { ...testCase, seconds: run.seconds, rate: events / run.seconds, rss: run.rss, found: run.found, ratio: median(ratios.get(testCase)), ratios: ratios.get(testCase) };
   });
 }
 
@@ -148,7 +166,7 @@ export async function run({ quick = process.argv.includes('--quick') } = {}) {
   const distinct = corpusFile(events);
   const time = { time_field: '@timestamp' };
   try {
-    console.log(`\n== windows: ${fmt(events)} events with ${fmt(DISTINCT)} distinct keys, best of ${repeats}, stdout to a file, node ${process.version}`);
+    console.log(`\n== windows: ${fmt(events)} events with ${fmt(DISTINCT)} distinct keys, ${repeats} rounds, each case right after a --filter Null run, stdout to a file, node ${process.version}`);
     const cases = [
       { id: 'null', name: '--filter Null (decoded, the floor)', args: ['--filter', 'Null'], check: asIs },
       { name: 'Dedupe (defaults: 1s windows, arrival time)', args: ['--filter', 'Dedupe'], check: summed },
@@ -165,11 +183,11 @@ export async function run({ quick = process.argv.includes('--quick') } = {}) {
         check: passedWithAlerts,
       },
     ];
-    const results = measureInTurns(cases, keyed, events, repeats, out);
-    const floor = results.find((r) => r.id === 'null');
-    const rows = [['case', 'msg/s', 'vs --filter Null', 'lines out', 'alerts', 'peak RSS']];
+    const results = measureInTurns(cases, keyed, events, repeats, out, cases[0]);
+    const rows = [['case', 'best msg/s', 'vs --filter Null (median of paired runs: each)', 'lines out', 'alerts', 'peak RSS']];
     for (const r of results) {
-      rows.push([r.name, fmt(r.rate), `${(r.rate / floor.rate).toFixed(2)}x`, fmt(r.found.lines), fmt(r.found.alerts), r.rss ? `${Math.round(r.rss / 1024)} MB` : '-']);
+      const ratio = r.id === 'null' ? '1.00x' : `${r.ratio.toFixed(2)}x (${r.ratios.map((x) => x.toFixed(2)).join(' ')})`;
+      rows.push([r.name, fmt(r.rate), ratio, fmt(r.found.lines), fmt(r.found.alerts), r.rss ? `${Math.round(r.rss / 1024)} MB` : '-']);
     }
     console.log(table(rows));
     console.log('commands (corpus on stdin, stdout to a file):');
