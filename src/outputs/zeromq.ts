@@ -139,7 +139,7 @@ export default defineOutput({
     batch: {
       type: 'any',
       description:
-        'Several messages per ZeroMQ frame, each ended by LF: true, or {max_messages: 256, max_bytes: "256KiB", max_delay: "5ms"} (those are the defaults). The receiving ZeroMQ input must split frames (split_lines).',
+        'Several messages per ZeroMQ frame, each ended by LF: true, or {max_messages: 256, max_bytes: "256KiB", max_delay: "5ms"} (those are the defaults). A ZeroMQ input splits them by itself with the JSON decoder, with Null when given split_lines.',
       example: '{max_messages: 256, max_delay: "5ms"}',
     },
   },
