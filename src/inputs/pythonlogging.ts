@@ -3,7 +3,7 @@ import { defineInput, type Input, type InputContext } from '../core/plugin.js';
 import { JsonBytes, pickleJsonInto, unpickleGeneral } from '../codecs/pickle.js';
 import type { FrameProblem, FrameSink } from '../io/framer.js';
 import { LengthFramer } from '../io/length-framer.js';
-import { addressProblem, DatagramReceiver, parseAddress, StreamServer } from '../io/net.js';
+import { addressProblem, DatagramReceiver, parseAddress, StreamServer } from '../common/net.js';
 
 const LABEL = 'PythonLogging input';
 const EMPTY = Buffer.alloc(0);

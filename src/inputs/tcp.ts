@@ -3,7 +3,7 @@ import { defineInput } from '../core/plugin.js';
 import type { LengthPrefix } from '../io/framer.js';
 import { LengthFramer } from '../io/length-framer.js';
 import { LineFramer } from '../io/line-framer.js';
-import { addressProblem, parseAddress, StreamServer } from '../io/net.js';
+import { addressProblem, parseAddress, StreamServer } from '../common/net.js';
 
 export default defineInput({
   summary: 'Accept TCP connections and read messages from each: one per line (NDJSON), or length-prefixed frames.',

@@ -1,5 +1,5 @@
 import { defineInput } from '../core/plugin.js';
-import { DatagramReceiver, LOOPBACK } from '../io/net.js';
+import { DatagramReceiver, LOOPBACK } from '../common/net.js';
 
 /** The largest payload of a UDP datagram over IPv4. */
 const MAX_DATAGRAM = 65507;

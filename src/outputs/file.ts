@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { RuntimeError, describe, frameCopy } from '../core/errors.js';
 import type { Frame, Message, Output, OutputContext } from '../core/plugin.js';
 import { defineOutput } from '../core/plugin.js';
-import { parseRotation, Rotation, type RotatedFile } from '../io/rotation.js';
+import { parseRotation, Rotation, type RotatedFile } from '../common/rotation.js';
 import { errorCode, systemReason } from '../io/system-errors.js';
 import { asLines, DescriptorWriter } from '../io/writer.js';
 

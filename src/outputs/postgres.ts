@@ -2,7 +2,7 @@ import type { Client, DatabaseError } from 'pg';
 import { describe, frameCopy, RuntimeError } from '../core/errors.js';
 import { defineOutput, type Frame, type Message, type Output, type OutputContext } from '../core/plugin.js';
 import { eventTime, fieldValue, formatDuration } from '../core/time.js';
-import { backoff, DeliveryFailure, pause, plural, waitFor, type Waiter } from '../io/delivery.js';
+import { backoff, DeliveryFailure, pause, plural, waitFor, type Waiter } from '../common/delivery.js';
 import { errorCode, systemReason } from '../io/system-errors.js';
 
 const LABEL = 'Postgres output';

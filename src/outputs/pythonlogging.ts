@@ -1,8 +1,8 @@
 import { describe, frameCopy } from '../core/errors.js';
 import { defineOutput, type Frame, type Message, type Output } from '../core/plugin.js';
 import { pickleProtocol1 } from '../codecs/pickle.js';
-import { addressProblem, parseAddress } from '../io/net.js';
-import { TcpSender } from '../io/tcp-sender.js';
+import { addressProblem, parseAddress } from '../common/net.js';
+import { TcpSender } from '../common/tcp-sender.js';
 
 const LABEL = 'PythonLogging output';
 

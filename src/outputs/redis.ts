@@ -1,10 +1,10 @@
 import { describe, frameCopy, RuntimeError } from '../core/errors.js';
 import { defineOutput, type Frame, type Message, type Output, type OutputContext } from '../core/plugin.js';
 import { formatDuration } from '../core/time.js';
-import { backoff, DeliveryFailure, plural, waitFor, type Waiter } from '../io/delivery.js';
+import { backoff, DeliveryFailure, plural, waitFor, type Waiter } from '../common/delivery.js';
 import {
   connect, ENTRY_FIELD, isNoScript, isRetryable, KeyTemplate, loadRedis, redisReason, safeUrl, Script, urlOption, urlProblem, type RedisClient, type RedisModule,
-} from '../io/redis.js';
+} from '../common/redis.js';
 
 const LABEL = 'Redis output';
 

@@ -1,8 +1,8 @@
 import { frameCopy } from '../core/errors.js';
 import { defineOutput, type Frame, type Output } from '../core/plugin.js';
 import type { LengthPrefix } from '../io/framer.js';
-import { addressProblem, parseAddress } from '../io/net.js';
-import { lengthPrefixed, TcpSender } from '../io/tcp-sender.js';
+import { addressProblem, parseAddress } from '../common/net.js';
+import { lengthPrefixed, TcpSender } from '../common/tcp-sender.js';
 import { asLines } from '../io/writer.js';
 
 export default defineOutput({

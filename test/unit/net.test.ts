@@ -1,8 +1,8 @@
 // The pure parts of the network plugins: addresses, rate-limited reports,
 // datagram batches, length-prefixed frames.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { BatchingSink, formatAddress, parseAddress, RateLimitedReport } from '../../src/io/net.js';
-import { lengthPrefixed } from '../../src/io/tcp-sender.js';
+import { BatchingSink, formatAddress, parseAddress, RateLimitedReport } from '../../src/common/net.js';
+import { lengthPrefixed } from '../../src/common/tcp-sender.js';
 import { RecordingSink } from './recording-sink.js';
 
 describe('parseAddress', () => {

@@ -2,7 +2,7 @@
 import { ErrorReply } from 'redis';
 import * as redis from 'redis';
 import { describe, expect, it } from 'vitest';
-import { isRetryable, KeyTemplate, redisReason, safeUrl, urlProblem } from '../../src/io/redis.js';
+import { isRetryable, KeyTemplate, redisReason, safeUrl, urlProblem } from '../../src/common/redis.js';
 
 describe('urlProblem', () => {
   it('accepts redis:// and rediss:// urls with an optional database number', () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseRotation, Rotation, timeSuffix, type RotatedFile } from '../../src/io/rotation.js';
+import { parseRotation, Rotation, timeSuffix, type RotatedFile } from '../../src/common/rotation.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mp-rotation-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

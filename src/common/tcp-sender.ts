@@ -7,7 +7,7 @@ import { RuntimeError } from '../core/errors.js';
 import type { OutputContext } from '../core/plugin.js';
 import { formatDuration } from '../core/time.js';
 import { formatAddress, type Address } from './net.js';
-import { systemReason } from './system-errors.js';
+import { systemReason } from '../io/system-errors.js';
 
 /** Bytes queued (not yet handed to the kernel) past which send() makes the chain wait ... */
 const HIGH_WATER = 4 << 20;

@@ -7,7 +7,7 @@ import type { OptionSpec } from '../core/options.js';
 import type { PluginContext } from '../core/plugin.js';
 import { fieldValue } from '../core/time.js';
 import { backoff } from './delivery.js';
-import { systemReason } from './system-errors.js';
+import { systemReason } from '../io/system-errors.js';
 
 /** node-redis, loaded only when a Redis plugin is used (~0.3 s of start-up otherwise). */
 export type RedisModule = typeof import('redis');

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { describe } from '../core/errors.js';
 import { parseDuration, parseSize, ValueFormatError } from '../core/time.js';
-import { errorCode, systemReason } from './system-errors.js';
+import { errorCode, systemReason } from '../io/system-errors.js';
 
 const LF = 10;
 const DAY = 86_400_000;

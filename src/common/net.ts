@@ -7,10 +7,10 @@ import { setMaxListeners } from 'node:events';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { describe, RuntimeError } from '../core/errors.js';
 import type { InputContext } from '../core/plugin.js';
-import { DatagramFramer } from './datagram-framer.js';
-import type { FrameProblem, FrameSink } from './framer.js';
-import { readStream, type ReadableFramer } from './reader.js';
-import { systemReason } from './system-errors.js';
+import { DatagramFramer } from '../io/datagram-framer.js';
+import type { FrameProblem, FrameSink } from '../io/framer.js';
+import { readStream, type ReadableFramer } from '../io/reader.js';
+import { systemReason } from '../io/system-errors.js';
 
 export const LOOPBACK = '127.0.0.1';
 
