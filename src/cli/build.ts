@@ -102,6 +102,7 @@ export async function build(settings: Settings, clock?: Clock): Promise<Pipeline
     filters,
     clock,
     codec: loadCodec,
+    names: { encoder: encoder.name, output: output.name },
   });
   const inputInstance = await input.plugin.create(input.options, chain.inputContext());
   return { chain, input: inputInstance, run: () => chain.run(inputInstance) };

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { isUtf8 } from 'node:buffer';
 import { inspect } from 'node:util';
 import type { FrameProblem, FrameSink } from '../io/framer.js';
-import { describe, frameCopy, PROGRAM, RuntimeError, UsageError, type ErrorRecord } from './errors.js';
+import { describe, ERROR_FRAME_LIMIT, frameCopy, PROGRAM, RuntimeError, UsageError, type ErrorRecord } from './errors.js';
 import { framePasses, joinLines, planPassThrough, splitLines, type PassThrough } from './passthrough.js';
 import type {
   Acknowledge, Codec, Filter, FilterContext, FilterResult, Frame, FrameBatch, Input, InputContext, Message, Output, OutputContext, StreamOptions,
@@ -35,6 +35,8 @@ export interface ChainParts {
   codec?(name: string): Promise<Codec>;
   /** Where warnings go (stderr by default). */
   warn?(line: string): void;
+  /** The encoder's and the output's names, for the `stage` of their error records. */
+  names?: { encoder: string; output: string };
 }
 
 interface NamedFilter {
@@ -59,6 +61,40 @@ class Receipt implements Hold {
 }
 
 const FAILED = Symbol('failed');
+
+/**
+ * Where the messages of a run came from, for error records: message i is frame
+ * `first + i` of `source`, or frame `numbers[i]` once a filter dropped or
+ * multiplied some (`numbers` is made only then: most runs go through whole).
+ * A message a filter made (push, a timer, flush) has no frame: `first` is NaN
+ * and `source` is `filter:NAME`, the filter that made it.
+ */
+interface Origins {
+  source: string;
+  first: number;
+  numbers: number[] | undefined;
+}
+
+const frameNumber = (origins: Origins, i: number): number => (origins.numbers ? origins.numbers[i]! : origins.first + i);
+
+/** The frame numbers of messages [0, count) of a run. */
+function frameNumbers(origins: Origins, count: number): number[] {
+  const numbers = new Array<number>(count);
+  for (let i = 0; i < count; i++) numbers[i] = frameNumber(origins, i);
+  return numbers;
+}
+
+/** The `source` of an error record about message i: "stdin:12", or the filter that made it. */
+function sourceOf(origins: Origins, i: number): string {
+  return Number.isNaN(origins.first) ? origins.source : `${origins.source}:${frameNumber(origins, i)}`;
+}
+
+/** Batches handed to the output lately, so that its error records can say where their message came from. */
+const RECENT_WRITES = 8;
+interface Written {
+  frames: readonly Frame[];
+  origins: Origins;
+}
 
 /**
  * The filter whose code runs now, carried into the timers and callbacks it
@@ -91,6 +127,12 @@ export class Chain implements HoldKeeper {
   private releases: Receipt[] = [];
   /** Steps started while a step ran synchronously: they run after it. */
   private deferred: Array<() => void | Promise<void>> = [];
+  /** The origins of what each filter makes, by filter index. */
+  private madeBy: Origins[] = [];
+  /** The last RECENT_WRITES batches written, oldest first once full; where the last output error was found. */
+  private written: Written[] = [];
+  private writtenNext = 0;
+  private lastFound: { entry: Written; index: number } | undefined;
 
   private constructor(private readonly parts: ChainParts) {
     this.clock = parts.clock ?? systemClock;
@@ -110,6 +152,7 @@ export class Chain implements HoldKeeper {
         throw new RuntimeError(`filter ${name}: cannot start: ${describe(error)}`);
       }
       chain.filters.push({ name, filter });
+      chain.madeBy.push({ source: `filter:${name}`, first: NaN, numbers: undefined });
     }
     filterScope.enterWith(undefined);
     chain.plan = planPassThrough(parts.decoder, parts.encoder, chain.filters.length, chain.output);
@@ -187,7 +230,7 @@ export class Chain implements HoldKeeper {
       reportError: (record) => {
         // The message was counted as out when handed over; it did not get out.
         this.counters.out--;
-        this.reportError(record);
+        this.reportError(this.outputRecord(record));
       },
       destinationClosed: () => {
         this.destinationClosed = true;
@@ -203,9 +246,13 @@ export class Chain implements HoldKeeper {
       reportError: this.reportError,
       clock: this.clock,
       push: (messages) => {
+        if (messages === undefined || messages === null || typeof messages === 'function' || typeof messages === 'symbol') {
+          this.notAMessage(name, `push() takes a message or a list of them, got ${messages === null ? 'null' : typeof messages}`);
+          return;
+        }
         const list = Array.isArray(messages) ? (messages as readonly Message[]).slice() : [messages];
         this.counters.created += list.length;
-        void this.serial(() => this.within(undefined, () => this.forward(list, index + 1)))?.catch(this.fail);
+        void this.serial(() => this.within(undefined, () => this.forward(list, this.madeBy[index]!, index + 1)))?.catch(this.fail);
       },
       schedule: (ms, fire) =>
         this.clock.after(ms, () => {
@@ -369,7 +416,7 @@ export class Chain implements HoldKeeper {
       if (this.plan && !batch.annotate && frames.length > 0 && typeof frames[0] !== 'string') {
         return this.passRuns(batch, frames as readonly Buffer[], 0);
       }
-      return this.forward(this.decode(batch, 0, frames.length), 0);
+      return this.forward(...this.decode(batch, 0, frames.length), 0);
     });
   }
 
@@ -388,9 +435,14 @@ export class Chain implements HoldKeeper {
         const count = i - runStart;
         this.counters.in += count;
         this.counters.out += count;
-        wait = plan.to === 'lines' ? this.output.writeLines!(joinLines(frames, runStart, i), count) : this.writeFrames(frames.slice(runStart, i));
+        if (plan.to === 'lines') wait = this.output.writeLines!(joinLines(frames, runStart, i), count);
+        else {
+          const run = frames.slice(runStart, i);
+          this.wrote(run, { source: batch.source, first: batch.first + runStart, numbers: undefined });
+          wait = this.writeFrames(run);
+        }
       } else {
-        wait = this.forward(this.decode(batch, runStart, i), 0);
+        wait = this.forward(...this.decode(batch, runStart, i), 0);
       }
       if (i === frames.length) return wait;
       if (wait) {
@@ -403,19 +455,24 @@ export class Chain implements HoldKeeper {
   }
 
   /** Decodes frames[from, to) of a batch; frames that do not decode become error records. */
-  private decode(batch: FrameBatch, from: number, to: number): Message[] {
+  private decode(batch: FrameBatch, from: number, to: number): [Message[], Origins] {
     const { frames, source, first, annotate } = batch;
     const { decoder } = this.parts;
     const text = decoder.form === 'text';
     const messages: Message[] = [];
+    const origins: Origins = { source, first: first + from, numbers: undefined };
     for (let i = from; i < to; i++) {
       let frame = frames[i]!;
-      if (frame.length === 0) continue;
+      if (frame.length === 0) {
+        origins.numbers ??= frameNumbers(origins, messages.length);
+        continue;
+      }
       this.counters.in++;
       if (text && typeof frame !== 'string') {
         const decoded = utf8(frame);
         if (decoded === undefined) {
           this.reportError({ error: 'encoding', reason: 'frame is not valid UTF-8', source: `${source}:${first + i}`, ...frameCopy(frame) });
+          origins.numbers ??= frameNumbers(origins, messages.length);
           continue;
         }
         frame = decoded;
@@ -428,25 +485,27 @@ export class Chain implements HoldKeeper {
           annotate(message as Record<string, unknown>, first + i);
         }
         messages.push(message);
+        origins.numbers?.push(first + i);
       } catch (error) {
         this.reportError({ error: 'decode', reason: describe(error), source: `${source}:${first + i}`, ...frameCopy(frame) });
+        origins.numbers ??= frameNumbers(origins, messages.length);
       }
     }
-    return messages;
+    return [messages, origins];
   }
 
   /** Sends `messages` through the filters from `from` on, then to the output. */
-  private forward(messages: Message[], from: number): void | Promise<void> {
+  private forward(messages: Message[], origins: Origins, from: number): void | Promise<void> {
     for (let i = from; i < this.filters.length; i++) {
       if (messages.length === 0) return;
-      const result = this.applyFilter(i, messages);
-      if (result instanceof Promise) return result.then((next) => this.forward(next, i + 1));
-      messages = result;
+      const result = this.applyFilter(i, messages, origins);
+      if (result instanceof Promise) return result.then(([next, nextOrigins]) => this.forward(next, nextOrigins, i + 1));
+      [messages, origins] = result;
     }
-    return this.deliver(messages);
+    return this.deliver(messages, origins);
   }
 
-  private applyFilter(index: number, messages: Message[]): Message[] | Promise<Message[]> {
+  private applyFilter(index: number, messages: Message[], origins: Origins): [Message[], Origins] | Promise<[Message[], Origins]> {
     const { name, filter } = this.filters[index]!;
     const results: Array<FilterResult | Promise<FilterResult> | typeof FAILED> = new Array(messages.length);
     let waiting = false;
@@ -456,38 +515,58 @@ export class Chain implements HoldKeeper {
         const result = filter.filter(messages[i]);
         if (result instanceof Promise) {
           waiting = true;
-          results[i] = result.catch((error: unknown) => this.filterFailed(index, messages[i], error));
+          results[i] = result.catch((error: unknown) => this.filterFailed(index, messages[i], error, sourceOf(origins, i)));
         } else {
           results[i] = result;
         }
       } catch (error) {
-        results[i] = this.filterFailed(index, messages[i], error);
+        results[i] = this.filterFailed(index, messages[i], error, sourceOf(origins, i));
       }
     }
     filterScope.enterWith(undefined);
     // Awaiting the batch as a whole keeps order while async filters run concurrently.
-    if (waiting) return Promise.all(results).then((settled) => this.collect(settled));
-    return this.collect(results as Array<FilterResult | typeof FAILED>);
+    if (waiting) return Promise.all(results).then((settled) => this.collect(settled, origins));
+    return this.collect(results as Array<FilterResult | typeof FAILED>, origins);
   }
 
-  private filterFailed(index: number, message: Message, error: unknown): typeof FAILED {
-    this.reportError({ error: 'filter', reason: describe(error), source: `filter:${this.filters[index]!.name}`, ...frameCopy(readable(message)) });
+  private filterFailed(index: number, message: Message, error: unknown, source: string): typeof FAILED {
+    const { name } = this.filters[index]!;
+    this.reportError({ error: 'filter', reason: describe(error), source, stage: `filter ${name}`, ...frameCopy(readable(message)) });
     return FAILED;
   }
 
-  /** One result per message given: lists are spread, nothing is a drop, extra messages count as created. */
-  private collect(results: ReadonlyArray<FilterResult | typeof FAILED>): Message[] {
+  /**
+   * One result per message given: lists are spread, nothing is a drop, extra
+   * messages count as created. Each message out keeps the origin of the one it
+   * came from; frame numbers are listed only from the first result that is not
+   * one message (measured: --filter Null costs the same as without origins).
+   */
+  private collect(results: ReadonlyArray<FilterResult | typeof FAILED>, origins: Origins): [Message[], Origins] {
     const out: Message[] = [];
-    for (const result of results) {
+    let numbers: number[] | undefined;
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i];
+      if (result !== FAILED && result !== undefined && result !== null && !Array.isArray(result)) {
+        out.push(result);
+        numbers?.push(frameNumber(origins, i));
+        continue;
+      }
+      numbers ??= frameNumbers(origins, i);
       if (result === FAILED) continue;
-      if (result === undefined || result === null) this.counters.dropped++;
-      else if (Array.isArray(result)) {
-        if (result.length === 0) this.counters.dropped++;
-        else this.counters.created += result.length - 1;
-        for (const m of result) out.push(m);
-      } else out.push(result);
+      if (result === undefined || result === null) {
+        this.counters.dropped++;
+        continue;
+      }
+      const list = result as readonly Message[];
+      if (list.length === 0) this.counters.dropped++;
+      else this.counters.created += list.length - 1;
+      const number = frameNumber(origins, i);
+      for (const m of list) {
+        out.push(m);
+        numbers.push(number);
+      }
     }
-    return out;
+    return [out, numbers ? { source: origins.source, first: origins.first, numbers } : origins];
   }
 
   /** What a filter makes on its own (a timer, flush): every message counts as created. */
@@ -509,40 +588,83 @@ export class Chain implements HoldKeeper {
     } finally {
       filterScope.enterWith(undefined);
     }
-    return this.forward(this.created(result), index + 1);
+    return this.forward(this.created(result), this.madeBy[index]!, index + 1);
   }
 
   /** An exception from a filter's own timer or callback: a record naming the filter; the chain goes on. */
   filterThrew(name: string, error: unknown): void {
-    // Not a message: it goes to the error output without counting as one.
-    this.counters.errors--;
-    this.reportError({ error: 'filter', reason: `in a timer or callback: ${describe(error)}`, source: `filter:${name}` });
+    this.notAMessage(name, `in a timer or callback: ${describe(error)}`);
   }
 
-  private deliver(messages: Message[]): void | Promise<void> {
+  /** A record about what filter `name` did outside its messages: no message is lost, so it does not count as one. */
+  private notAMessage(name: string, reason: string): void {
+    this.counters.errors--;
+    this.reportError({ error: 'filter', reason, source: `filter:${name}`, stage: `filter ${name}` });
+  }
+
+  private deliver(messages: Message[], origins: Origins): void | Promise<void> {
     if (messages.length === 0) return;
     const { encoder } = this.parts;
     const frames: Frame[] = new Array(messages.length);
     let kept: Message[] | undefined;
+    let keptNumbers: number[] | undefined;
     for (let i = 0; i < messages.length; i++) {
       let frame: Frame | undefined;
       try {
         frame = encoder.encode(messages[i]);
         if (typeof frame !== 'string' && !Buffer.isBuffer(frame)) throw new Error(`cannot encode a value of type ${typeof messages[i]}`);
       } catch (error) {
-        this.reportError({ error: 'encode', reason: describe(error), source: 'encoder', ...frameCopy(readable(messages[i])) });
+        const stage = `encoder ${this.parts.names?.encoder ?? ''}`.trimEnd();
+        this.reportError({ error: 'encode', reason: describe(error), source: sourceOf(origins, i), stage, ...frameCopy(readable(messages[i])) });
         kept ??= messages.slice(0, i);
+        keptNumbers ??= frameNumbers(origins, i);
         continue;
       }
       if (kept) {
         frames[kept.length] = frame;
         kept.push(messages[i]);
+        keptNumbers!.push(frameNumber(origins, i));
       } else frames[i] = frame;
     }
     if (kept) frames.length = kept.length;
     if (frames.length === 0) return;
     this.counters.out += frames.length;
+    this.wrote(frames, keptNumbers ? { source: origins.source, first: origins.first, numbers: keptNumbers } : origins);
     return this.output.write(frames, kept ?? messages);
+  }
+
+  /** Keeps the last batches written, for outputRecord. */
+  private wrote(frames: readonly Frame[], origins: Origins): void {
+    this.written[this.writtenNext] = { frames, origins };
+    this.writtenNext = (this.writtenNext + 1) % RECENT_WRITES;
+  }
+
+  /**
+   * An output's error record, with the origin of its message when its frame is
+   * one of the last batches written (a server that refuses a row much later
+   * keeps the output's own source), and the stage. Records usually come in
+   * order: the search starts after the last one found.
+   */
+  private outputRecord(record: ErrorRecord): ErrorRecord {
+    const { error, reason, source, ...rest } = record;
+    const stage = `output ${this.parts.names?.output ?? ''}`.trimEnd();
+    let origin: string | undefined;
+    if (record.frame !== undefined) {
+      const entries = [...this.written.slice(this.writtenNext), ...this.written.slice(0, this.writtenNext)];
+      const last = this.lastFound;
+      const start = last ? Math.max(0, entries.indexOf(last.entry)) : 0;
+      search: for (let k = 0; k < entries.length; k++) {
+        const entry = entries[(start + k) % entries.length]!;
+        const from = k === 0 && last?.entry === entry ? last.index + 1 : 0;
+        for (let i = from; i < entry.frames.length; i++) {
+          if (!sameFrame(entry.frames[i]!, record)) continue;
+          this.lastFound = { entry, index: i };
+          origin = sourceOf(entry.origins, i);
+          break search;
+        }
+      }
+    }
+    return { error, reason, source: origin ?? source, stage, ...rest };
   }
 
   /**
@@ -559,10 +681,11 @@ export class Chain implements HoldKeeper {
     }
     try {
       await this.busy;
+      // A filter whose flush fails still lets the next ones give back what they hold.
       for (let i = 0; i < this.filters.length && !this.destinationClosed; i++) {
         const { name, filter } = this.filters[i]!;
         if (!filter.flush) continue;
-        await this.serial(() =>
+        await (async () => this.serial(() =>
           this.within(undefined, () => {
             let flushed: FilterResult | Promise<FilterResult>;
             try {
@@ -575,22 +698,25 @@ export class Chain implements HoldKeeper {
             }
             if (flushed instanceof Promise) {
               return flushed.then(
-                (rest) => this.forward(this.created(rest), i + 1),
+                (rest) => this.forward(this.created(rest), this.madeBy[i]!, i + 1),
                 (error: unknown) => {
                   throw new RuntimeError(`filter ${name}: flush failed: ${describe(error)}`);
                 },
               );
             }
-            return this.forward(this.created(flushed), i + 1);
+            return this.forward(this.created(flushed), this.madeBy[i]!, i + 1);
           }),
-        );
+        ))().catch((error: unknown) => {
+          failure ??= error;
+        });
       }
-      await this.busy;
+      // A step that failed was reported where it was awaited.
+      await this.busy?.catch(() => undefined);
       for (const { name, filter } of this.filters) {
         try {
           await filter.close?.();
         } catch (error) {
-          throw new RuntimeError(`filter ${name}: close failed: ${describe(error)}`);
+          failure ??= new RuntimeError(`filter ${name}: close failed: ${describe(error)}`);
         }
       }
     } catch (error) {
@@ -616,6 +742,16 @@ export class Chain implements HoldKeeper {
 
 function errorLine(record: ErrorRecord): string {
   return JSON.stringify(record);
+}
+
+/** Whether `record` copies `frame` (frameCopy cuts a long one). */
+function sameFrame(frame: Frame, record: ErrorRecord): boolean {
+  if (typeof frame === 'string') {
+    if (record.encoding !== undefined) return false;
+    return frame.length <= ERROR_FRAME_LIMIT ? frame === record.frame : frame.startsWith(record.frame!) && record.frame!.length === ERROR_FRAME_LIMIT;
+  }
+  const copy = frameCopy(frame);
+  return copy.frame === record.frame && copy.encoding === record.encoding;
 }
 
 /** Text of a frame, or undefined when it is not UTF-8. */

@@ -15,7 +15,7 @@ describe.concurrent('codecs', () => {
     const { code, stdout, stderr } = await run(['--decoder', 'Null', '--filter', 'Decoder'], { input: '{"a":1}\nnope\n' });
     expect(code).toBe(0);
     expect(lines(stdout)).toEqual([{ a: 1 }]);
-    expect(records(stderr)).toMatchObject([{ error: 'filter', source: 'filter:Decoder', frame: 'nope' }]);
+    expect(records(stderr)).toMatchObject([{ error: 'filter', source: 'stdin:2', stage: 'filter Decoder', frame: 'nope' }]);
   });
 
   it('the Encoder filter encodes mid-chain, and the Null encoder writes that text', async () => {

@@ -92,8 +92,8 @@ describe('File output', () => {
     expect(read(join(base, 'logs', '7.log'))).toBe('{"name":7,"n":6}\n');
     expect(readdirSync(base).sort()).toEqual(['logs']);
     expect(lines(stderr)).toEqual([
-      { error: 'output', reason: `field 'name' missing for filename ${template}`, source: 'output:file', frame: '{"n":3}' },
-      expect.objectContaining({ error: 'output', source: 'output:file', frame: '{"name":"../escape","n":5}' }),
+      { error: 'output', reason: `field 'name' missing for filename ${template}`, source: 'stdin:3', stage: 'output File', frame: '{"n":3}' },
+      expect.objectContaining({ error: 'output', source: 'stdin:5', stage: 'output File', frame: '{"name":"../escape","n":5}' }),
     ]);
   });
 

@@ -164,7 +164,7 @@ describe.concurrent('user filter failures', () => {
     const { code, stdout, stderr } = await runHere(['--filter', './throws.mjs'], numbered(4, (n) => ({ bad: n === 2 })));
     expect(code).toBe(0);
     expect((lines(stdout) as { n: number }[]).map((m) => m.n)).toEqual([1, 3, 4]);
-    expect(lines(stderr)).toEqual([{ error: 'filter', reason: 'cannot handle bad 2', source: 'filter:./throws.mjs', frame: '{"n":2,"bad":true}' }]);
+    expect(lines(stderr)).toEqual([{ error: 'filter', reason: 'cannot handle bad 2', source: 'stdin:2', stage: 'filter ./throws.mjs', frame: '{"n":2,"bad":true}' }]);
   });
 
   it('an async filter that rejects does the same', async () => {
@@ -238,7 +238,7 @@ describe.concurrent('a filter context used from timers and callbacks', () => {
     expect(code).toBe(0);
     expect(lines(stdout)).toEqual([{ n: 1 }, { hi: 1 }, { a: 1 }, { b: 2 }, 'hello', { n: 2 }, { n: 3 }]);
     const [record, stats] = stderr.trim().split('\n');
-    expect(JSON.parse(record!)).toEqual({ error: 'filter', reason: 'in a timer or callback: late boom', source: 'filter:./timers.mjs' });
+    expect(JSON.parse(record!)).toEqual({ error: 'filter', reason: 'in a timer or callback: late boom', source: 'filter:./timers.mjs', stage: 'filter ./timers.mjs' });
     // The record of a throw outside filter() is not a message: the counts still add up.
     expect(stats).toMatch(/in=3 created=4 out=7 dropped=0 errors=0 /);
   });

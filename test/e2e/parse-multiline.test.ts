@@ -302,7 +302,7 @@ server.shutdown()
         { message: expect.any(String), client: '127.0.0.1', timestamp: expect.any(String), method: 'GET', path: '/missing?q=%C3%A9', http_version: '1.1', status: 404 },
       ]);
       const errors = records(stderr.split('\n').filter((l) => l.startsWith('{')).join('\n'));
-      expect(errors).toEqual([{ error: 'filter', reason: "no pattern matched field 'message'", source: 'filter:Parse', frame: expect.stringContaining('code 404, message File not found') }]);
+      expect(errors).toEqual([{ error: 'filter', reason: "no pattern matched field 'message'", source: 'stdin:2', stage: 'filter Parse', frame: expect.stringContaining('code 404, message File not found') }]);
       expect(stats(stderr)).toMatchObject({ in: 3, out: 2, errors: 1 });
     });
   });
@@ -342,7 +342,7 @@ server.shutdown()
       expect(code).toBe(0);
       expect(lines(stdout)).toEqual([{ message: 'aaaa' }]);
       expect(records(stderr)).toEqual([
-        { error: 'filter', reason: "field 'message' is longer than max_length (4KiB): not matched", source: 'filter:Parse', frame: 'a'.repeat(1024) },
+        { error: 'filter', reason: "field 'message' is longer than max_length (4KiB): not matched", source: 'stdin:1', stage: 'filter Parse', frame: 'a'.repeat(1024) },
       ]);
     });
   });

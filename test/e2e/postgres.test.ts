@@ -90,19 +90,22 @@ describe('Postgres output', () => {
       {
         error: 'output',
         reason: `Postgres output: duplicate key value violates unique constraint "${table}_pkey"; Key (id)=(3) already exists.`,
-        source: `postgres:${table}`,
+        source: 'stdin:6',
+        stage: 'output Postgres',
         frame: '{"id":3,"n":5}',
       },
       {
         error: 'output',
         reason: expect.stringMatching(/^Postgres output: new row for relation ".*" violates check constraint ".*"; Failing row contains \(9, -1\)\.$/),
-        source: `postgres:${table}`,
+        source: 'stdin:10',
+        stage: 'output Postgres',
         frame: '{"id":9,"n":-1}',
       },
       {
         error: 'output',
         reason: 'Postgres output: invalid input syntax for type integer: "fourteen"; column n',
-        source: `postgres:${table}`,
+        source: 'stdin:15',
+        stage: 'output Postgres',
         frame: '{"id":14,"n":"fourteen"}',
       },
     ]);

@@ -281,7 +281,7 @@ describe('Redis output', () => {
     expect(await redis.lRange(`${key}:a`, 0, -1)).toEqual(['{"host":{"name":"a"},"n":1}', '{"host":{"name":"a"},"n":4}']);
     expect(await redis.lRange(`${key}:b`, 0, -1)).toEqual(['{"host":{"name":"b"},"n":2}']);
     expect(records(sent.stderr.replace(/^message-passing:.*$/gm, ''))).toEqual([
-      { error: 'output', reason: `Redis output: key ${key}:%{host.name}: the message has no field host.name`, source: 'redis', frame: '{"n":3}' },
+      { error: 'output', reason: `Redis output: key ${key}:%{host.name}: the message has no field host.name`, source: 'stdin:3', stage: 'output Redis', frame: '{"n":3}' },
     ]);
     expect(statsLine(sent.stderr)).toEqual([4, 0, 3, 0, 1]);
   });

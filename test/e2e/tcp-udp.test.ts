@@ -235,7 +235,7 @@ describe('UDP', () => {
     const { code, stderr } = await spawned(['--output', 'UDP', '--output_options', opts({ port })], { input: `{"a":1}\n${big}\n{"a":2}\n` }).done;
     expect(code).toBe(0);
     expect(records(stderr)).toMatchObject([
-      { error: 'output', reason: `UDP output: a message of ${big.length} bytes does not fit in a datagram (at most 65507)`, source: 'output:udp' },
+      { error: 'output', reason: `UDP output: a message of ${big.length} bytes does not fit in a datagram (at most 65507)`, source: 'output:udp', stage: 'output UDP' },
     ]);
   });
 

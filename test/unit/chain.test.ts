@@ -500,7 +500,7 @@ describe('Chain timers', () => {
     await r.input.emit(batch(['{"n":1}']));
     r.clock.advance(10);
     await settle();
-    expect(r.errors.delivered.map((l) => JSON.parse(l) as unknown)).toEqual([{ error: 'filter', reason: 'in a timer or callback: timer broke', source: 'filter:f1' }]);
+    expect(r.errors.delivered.map((l) => JSON.parse(l) as unknown)).toEqual([{ error: 'filter', reason: 'in a timer or callback: timer broke', source: 'filter:f1', stage: 'filter f1' }]);
     await r.input.emit(batch(['{"n":2}'], undefined, 2));
     expect(r.output.delivered).toEqual(['{"n":1}', '{"n":2}']);
   });

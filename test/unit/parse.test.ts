@@ -319,7 +319,7 @@ describe('Parse in a chain', () => {
     h.send(['1', 'two', '3']);
     await h.end();
     expect(h.out).toEqual([{ message: '1', n: '1' }, { message: '3', n: '3' }]);
-    expect(h.errors).toEqual([{ error: 'filter', reason: "no pattern matched field 'message'", source: 'filter:Test', frame: 'two' }]);
+    expect(h.errors).toEqual([{ error: 'filter', reason: "no pattern matched field 'message'", source: 'test:2', stage: 'filter Test', frame: 'two' }]);
     expect(h.counters).toMatchObject({ in: 3, out: 2, errors: 1, dropped: 0 });
   });
 
