@@ -69,7 +69,8 @@ export default defineOutput({
       'Before its first message a PUB waits, up to subscribe_delay seconds, until its peers have subscribed (one per connect endpoint, or the first one when it binds), ' +
       'so that a one-liner such as `echo \'{"a":1}\' | message-passing --output ZeroMQ ...` does not lose its message to the "slow joiner" race. ' +
       'With no_drop: true a PUB loses nothing instead: at a subscriber\'s high-water mark the chain waits for the slowest connected subscriber (ZMQ_XPUB_NODROP), ' +
-      'so the whole fan-out goes at the pace of the slowest, and one subscriber that stops reading stops it; messages published while nobody is subscribed still go to nobody.',
+      'so the whole fan-out goes at the pace of the slowest, and one subscriber that stops reading stops it; messages published while nobody is subscribed still go to nobody, ' +
+      'and at the publisher\'s exit ZeroMQ may drop the last messages queued for a subscriber that has not caught up, whatever linger is (stop the stream from its source once the subscribers caught up).',
     'PUSH hands each message to one peer, round robin, and never drops: with no peer connected, or every peer socket_hwm messages behind, the chain waits, ' +
       'so the input slows down instead of memory growing. A PUSH queues messages only for peers that are connected (ZMQ_IMMEDIATE), never for one that is absent.',
     'partition_by (PUSH only) sends all messages with the same key to the same endpoint, in order: one PUSH socket per endpoint of connect or socket_bind, ' +
