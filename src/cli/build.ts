@@ -1,7 +1,7 @@
 // Builds a pipeline from settings, without touching the process (no signals,
 // no exit): main.ts wires it to the process, and tests can build one in process.
 import type { PluginChoice, Settings } from './args.js';
-import { Chain } from '../core/chain.js';
+import { Chain, filterScope } from '../core/chain.js';
 import { PROGRAM, UsageError } from '../core/errors.js';
 import type { AnyPlugin, Codec, Filter, FilterContext, Frame, Input, Message, Output, Role } from '../core/plugin.js';
 import { closest, validateOptions } from '../core/options.js';
@@ -42,7 +42,8 @@ async function prepareFilter(choice: PluginChoice): Promise<FilterMaker> {
   if (!isModulePath(name) && !resolvePackage(name) && closest(name, builtinFilterNames()) !== undefined) {
     throw unknownPlugin('filter', choice.name);
   }
-  const make = await importUserFilter(name, choice.options);
+  // Timers and callbacks the module starts as it loads are the filter's too (cli/main.ts).
+  const make = await filterScope.run(name, () => importUserFilter(name, choice.options));
   return { name, create: (context) => make(context) };
 }
 

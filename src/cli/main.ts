@@ -27,6 +27,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (settings.ioPriority !== undefined) control!.setIoPriority(settings.ioPriority);
   const { chain, run } = await build(settings);
   running = chain;
+  for (const [filter, error] of early.splice(0)) chain.filterThrew(filter, error);
   // Sockets are bound and the outputs' files open: what needs root is done.
   if (account) control!.becomeUser(account);
   control?.started();
@@ -97,10 +98,13 @@ process.on('beforeExit', () => {
 });
 /** The chain once built: an exception from a filter's own timer or callback becomes its error record. */
 let running: Chain | undefined;
+/** Such exceptions while the chain is being built (a module's timer as it loads): reported once it is. */
+const early: Array<[filter: string, error: unknown]> = [];
 const uncaught = (error: unknown) => {
   const filter = filterScope.getStore();
-  if (running && filter !== undefined) running.filterThrew(filter, error);
-  else process.exit(report(error));
+  if (filter === undefined) process.exit(report(error));
+  else if (running) running.filterThrew(filter, error);
+  else early.push([filter, error]);
 };
 process.on('uncaughtException', uncaught);
 process.on('unhandledRejection', uncaught);

@@ -37,6 +37,16 @@ const modules: Record<string, string> = {
     filter(m) { return m; }
     async flush() { throw new Error('late failure'); }
   };`,
+  // Fails from timers and promises it starts as it loads and as it is made.
+  'restless.mjs': `setTimeout(() => { throw new Error('at load'); }, 0);
+  Promise.reject(new Error('rejected at load'));
+  export default class Restless {
+    constructor() {
+      setTimeout(() => { throw new Error('from the constructor'); }, 0);
+      Promise.reject(new Error('rejected in the constructor'));
+    }
+    filter(m) { return m; }
+  };`,
   'junk-pusher.mjs': `export default class JunkPusher {
     constructor(options, context) { this.context = context; }
     filter(m) {
@@ -151,6 +161,21 @@ describe.concurrent("a filter's own failures name it", () => {
     expect(stderr).toBe(`message-passing: filter ${name}: flush failed: ${reason}\n`);
     expect(code).toBe(1);
     expect(lines(stdout)).toEqual([{ n: 1 }, { n: 2 }, { summary: 2, bad: true }]);
+  });
+
+  it('an exception from a timer or promise the module starts as it loads or is made is a record naming it; the run goes on', async () => {
+    const tool = start(['--filter', './restless.mjs', '--stats'], { cwd: dir });
+    await tool.waitFor('stderr', /(\{"error":"filter".*\n){4}/);
+    tool.child.stdin!.end(ndjson({ n: 1 }));
+    const { code, stdout, stderr } = await tool.done;
+    expect(code).toBe(0);
+    expect(lines(stdout)).toEqual([{ n: 1 }]);
+    const failures = records(stderr.split('\n').filter((line) => line.startsWith('{')).join('\n'));
+    expect(failures.map((r) => r.reason).sort()).toEqual(
+      ['at load', 'from the constructor', 'rejected at load', 'rejected in the constructor'].map((why) => `in a timer or callback: ${why}`),
+    );
+    for (const failure of failures) expect(failure).toMatchObject({ error: 'filter', source: 'filter:./restless.mjs', stage: 'filter ./restless.mjs' });
+    expect(stats(stderr)).toEqual({ in: 1, created: 0, out: 1, dropped: 0, errors: 0 });
   });
 
   it('push refuses what is not a message with a record naming the filter; nothing is lost and the counts add up', async () => {
