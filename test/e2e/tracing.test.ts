@@ -57,6 +57,16 @@ const modules: Record<string, string> = {
       return m;
     }
   };`,
+  // What its timer returns goes on, in stream order: two messages for the first one, none for the others.
+  'scheduler.mjs': `export function create(options, context) {
+    return {
+      filter(m) {
+        if (m.n === 1) context.schedule(1, () => [{ timer: 1 }, { timer: 2 }]);
+        if (m.n === 2) context.schedule(1, () => undefined);
+        return m.n === 3 ? [] : m;
+      },
+    };
+  }`,
   // Every way a user filter can add or take messages, by what each message asks.
   'everything.mjs': `export default class Everything {
     constructor(options, context) { this.context = context; this.held = []; }
@@ -231,6 +241,17 @@ describe.concurrent('--stats adds up: in + created = out + dropped + errors', ()
       ['encode', 'stdin:10', 'encoder JSON'],
       ['output', 'stdin:11', 'output File'],
     ]);
+  });
+
+  it('with what a timer of schedule() makes', async () => {
+    const tool = start(['--filter', './scheduler.mjs', '--stats'], { cwd: dir });
+    tool.child.stdin!.write(ndjson({ n: 1 }, { n: 2 }));
+    await tool.waitFor('stdout', '{"timer":2}');
+    tool.child.stdin!.end(ndjson({ n: 3 }));
+    const { code, stdout, stderr } = await tool.done;
+    expect(code).toBe(0);
+    expect(lines(stdout)).toEqual([{ n: 1 }, { n: 2 }, { timer: 1 }, { timer: 2 }]);
+    expect(stats(stderr)).toEqual({ in: 3, created: 2, out: 4, dropped: 1, errors: 0 });
   });
 
   it('with built-in filters that merge, hold and make messages: Multiline, Dedupe, Threshold', async () => {
