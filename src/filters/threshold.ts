@@ -11,7 +11,10 @@ interface Counter {
   at: number;
   fields: Record<string, unknown>;
   times: number[];
-  messages: Message[];
+  /** Beside times: the message, kept for at most `samples` of those in the window; undefined for the others. */
+  messages: Array<Message | undefined>;
+  /** How many messages are kept from head on. */
+  kept: number;
   head: number;
   /** Time of the last alert, -Infinity before any. */
   alerted: number;
@@ -24,7 +27,7 @@ export default defineFilter({
     '{alert, key: {FIELD: value}, count, first_time, last_time, within, samples: [the first messages of those counted]}. ' +
     'With time_field, the alert also carries the time the count was reached in that field, for filters after it in event time. ' +
     'The count then starts again from zero; the same key alerts again only once realert has passed since its last alert. The messages go on as well unless pass is false (then the matching ones are absorbed and count as dropped in --stats). ' +
-    'Memory: per key, the times (and, for samples, the messages) of up to count recent matching messages; at most max_keys keys (past it the oldest key\'s count starts again, and a warning says so once). ' +
+    'Memory: per key, the times of up to count recent matching messages and up to samples of the messages; at most max_keys keys (past it the oldest key\'s count starts again, and a warning says so once). ' +
     'With pass false, a key\'s count holds back the acknowledgement (File checkpoints) of the messages it absorbed until it starts again or the key goes quiet; with pass true nothing is held back.',
   examples: [
     `message-passing --filter Threshold --filter_options '{when: {level: "error"}, key: ["host"], count: 5, within: "1m", alert: "error_burst"}'`,
@@ -42,7 +45,7 @@ export default defineFilter({
     alert: { type: 'string', default: 'threshold', description: 'Name of the alert, in its alert field.' },
     pass: { type: 'boolean', default: true, description: 'Whether the matching messages go on as well (false: only alerts and messages that do not match go on).' },
     realert: { type: 'duration', default: '5m', description: 'After an alert, the same key alerts again only once this has passed.' },
-    samples: { type: 'integer', min: 0, default: 3, description: 'How many of the first messages counted the alert carries in samples.' },
+    samples: { type: 'integer', min: 0, default: 3, description: 'How many messages the alert carries in samples: the first ones counted, as many as are kept (when the first ones leave the sliding window, later ones take their places as they come).' },
     time_field: { type: 'string', description: 'Field holding the event time (ISO 8601, epoch seconds or milliseconds); arrival time without it.', example: '"@timestamp"' },
     lateness: { type: 'duration', default: '0s', description: 'How far behind the latest event time a message may arrive and still be counted before its key\'s state is let go.' },
     max_keys: { type: 'integer', min: 1, default: 100_000, description: 'Most keys counted at once; past it the oldest key\'s count starts again.' },
@@ -75,6 +78,7 @@ export default defineFilter({
       counter.times = [];
       counter.messages = [];
       counter.head = 0;
+      counter.kept = 0;
       if (!warned) {
         warned = true;
         context.warn(`Threshold ${options.alert}: more than max_keys (${maxKeys}) keys counted at once: the oldest key's count starts again; raise max_keys to keep more`);
@@ -97,6 +101,7 @@ export default defineFilter({
           counter.times = [];
           counter.messages = [];
           counter.head = 0;
+          counter.kept = 0;
           absorbed?.take(counter.key);
         }
         counter.at = checkAt(counter);
@@ -131,11 +136,18 @@ export default defineFilter({
         first_time: isoTime(first),
         last_time: isoTime(last),
         within: withinText,
-        samples: messages.slice(head, head + samples),
+        samples: samplesOf(messages, head),
       };
       // Filters after this one that read the same time field place the alert in event time.
       if (timeField !== undefined) alert[timeField] = isoTime(now);
       return alert;
+    };
+
+    /** The messages kept for samples from `head` on, at most `samples`. */
+    const samplesOf = (messages: Array<Message | undefined>, head: number): Message[] => {
+      const found: Message[] = [];
+      for (let i = head; i < messages.length && found.length < samples; i++) if (messages[i] !== undefined) found.push(messages[i]);
+      return found;
     };
 
     return {
@@ -152,7 +164,7 @@ export default defineFilter({
         if (counter === undefined) {
           const keyValues: Record<string, unknown> = {};
           for (const field of keyFields) keyValues[field] = fieldValue(fields, field) ?? null;
-          counter = { key, at: 0, fields: keyValues, times: [], messages: [], head: 0, alerted: -Infinity };
+          counter = { key, at: 0, fields: keyValues, times: [], messages: [], head: 0, kept: 0, alerted: -Infinity };
           counter.at = time + within;
           state.set(key, counter);
           queue.push(counter);
@@ -161,10 +173,18 @@ export default defineFilter({
         const { times, messages } = counter;
         // Times that have left the window behind the newest one (events out of order stay until they reach the head).
         const newest = Math.max(time, times.length > counter.head ? times[times.length - 1]! : -Infinity);
-        while (counter.head < times.length && times[counter.head]! <= newest - within) counter.head++;
+        while (counter.head < times.length && times[counter.head]! <= newest - within) {
+          if (messages[counter.head] !== undefined) counter.kept--;
+          counter.head++;
+        }
         if (time > newest - within) {
           times.push(time);
-          if (samples > 0) messages.push(message);
+          // Only as many messages as samples are kept: the first ones while there is room.
+          if (samples > 0) {
+            const keep = counter.kept < samples;
+            messages.push(keep ? message : undefined);
+            if (keep) counter.kept++;
+          }
         }
         let alert: Message | undefined;
         if (times.length - counter.head >= count) {
@@ -176,6 +196,7 @@ export default defineFilter({
           counter.times = [];
           counter.messages = [];
           counter.head = 0;
+          counter.kept = 0;
           absorbed?.take(key);
         } else {
           if (counter.head > 64 && counter.head * 2 > times.length) {

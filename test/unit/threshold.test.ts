@@ -46,6 +46,19 @@ describe('Threshold', () => {
     expect(alerts(h.take())).toMatchObject([{ alert: 'threshold', key: {}, count: 3, first_time: at('10:00:08.000'), last_time: at('10:00:13.000') }]);
   });
 
+  it('keeps only as many messages as samples: the first of a window, then later ones in the places of those that left it', async () => {
+    const h = await make({ count: 4, within: '10s', samples: 2 });
+    await h.send(error('10:00:00', { n: 1 }), error('10:00:01', { n: 2 }), error('10:00:02', { n: 3 }), error('10:00:03', { n: 4 }));
+    expect(alerts(h.take())).toMatchObject([{ samples: [{ n: 1 }, { n: 2 }] }]);
+    const sliding = await make({ count: 3, within: '10s', samples: 2 });
+    await sliding.send(error('10:00:00', { n: 1 }), error('10:00:08', { n: 2 }), error('10:00:09', { n: 3 }));
+    expect(alerts(sliding.take())).toMatchObject([{ samples: [{ n: 1 }, { n: 2 }] }]);
+    // 10:00:00 leaves the window before the count is reached; 10:00:08 came when there was no room: 10:00:12 takes the place.
+    const slid = await make({ count: 3, within: '10s', samples: 1 });
+    await slid.send(error('10:00:00', { n: 1 }), error('10:00:08', { n: 2 }), error('10:00:12', { n: 3 }), error('10:00:13', { n: 4 }));
+    expect(alerts(slid.take())).toMatchObject([{ count: 3, first_time: at('10:00:08.000'), samples: [{ n: 3 }] }]);
+  });
+
   it('keeps one count per key, and alerts a key again only once realert has passed', async () => {
     const h = await make({ key: ['host'], count: 2, within: '1m', realert: '5m' });
     await h.send(error('10:00:00'), error('10:00:01', { host: 'web-2' }), error('10:00:02'));
