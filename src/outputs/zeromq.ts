@@ -7,6 +7,9 @@ import { attach, checkEndpoints, endpointList, endpointOptions, loadZeroMQ, plur
 
 const LABEL = 'zeromq output';
 
+/** A write kept waiting this long says on stderr what it waits for (once). */
+const WAIT_NOTICE_MS = 3000;
+
 /**
  * Messages write() takes ahead of a socket before it makes the chain wait.
  * Small, so memory stays bounded, but above one batch so that the last batch
@@ -264,6 +267,9 @@ class ZeroMQOutput implements Output {
   private stopped = false;
   private unwatchStop: (() => void) | undefined;
   private readonly placements = new Map<string, number>();
+  /** Says once what a long wait waits for (see sayWhatWaits). */
+  private noticeWait: NodeJS.Timeout | undefined;
+  private waitNoticed = false;
 
   constructor(
     private readonly settings: OutputSettings,
@@ -322,11 +328,26 @@ class ZeroMQOutput implements Output {
       this.stopped = true;
       this.changed();
     });
+    if (!this.waitNoticed && !this.noticeWait) {
+      this.noticeWait = setTimeout(() => this.sayWhatWaits(), WAIT_NOTICE_MS);
+      this.noticeWait.unref();
+    }
     return new Promise<void>((resolve) => {
       this.roomWaiter = resolve;
     }).then(() => {
       if (this.failure) throw this.failure;
     });
+  }
+
+  /** Once: what a write still waiting after WAIT_NOTICE_MS waits for, so that a stuck PUSH is not silent. */
+  private sayWhatWaits(): void {
+    if (!this.roomWaiter || this.waitNoticed || this.closed) return;
+    this.waitNoticed = true;
+    const stuck = this.lanes.filter((lane) => lane.waiting > 0);
+    const what = stuck
+      .map((lane) => `${lane.peers === 0 ? 'a peer' : 'its peer to take more'} on ${lane.endpoints} (${lane.waiting} queued)`)
+      .join(', ');
+    this.context.warn(`${LABEL}: waiting for ${what || 'room'}; start the receiving side, or stop with SIGTERM (what cannot be sent is counted)`);
   }
 
   /** With batch: `count` LF-terminated lines that pass through as bytes (no filter, no partition_by). */
@@ -420,6 +441,8 @@ class ZeroMQOutput implements Output {
     if (this.roomWaiter && (finished || this.stopped || this.hasRoom())) {
       const wake = this.roomWaiter;
       this.roomWaiter = undefined;
+      clearTimeout(this.noticeWait);
+      this.noticeWait = undefined;
       wake();
     }
     if (this.settledWaiters.length > 0 && (finished || this.allIdle())) {
@@ -471,7 +494,7 @@ abstract class Lane {
   /** Resolves, with the time, once libzmq has let go of the closed socket. */
   private readonly socketGone: Promise<number>;
   /** Peers that completed the ZeroMQ handshake and are still there: what an error at the end can say. */
-  private peers = 0;
+  peers = 0;
 
   constructor(
     protected readonly socket: Socket,

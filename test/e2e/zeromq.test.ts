@@ -452,3 +452,18 @@ describe('ZeroMQ errors', () => {
     expect(records(pull.stdout).map((m) => m.port).sort()).toEqual([a, b].sort());
   });
 });
+
+describe('a PUSH with nobody to take its messages', () => {
+  it('says once on stderr what it waits for, and SIGTERM ends the run with the count left behind', async () => {
+    const port = await freePort();
+    const endpoint = `tcp://127.0.0.1:${port}`;
+    const tool = start(['--output', 'ZeroMQ', '--output_options', JSON.stringify({ connect: endpoint, socket_type: 'PUSH', linger: 0 })]);
+    // More than the output queues before it makes the chain wait.
+    tool.child.stdin!.write(Array.from({ length: 5000 }, (_, n) => `{"n":${n}}\n`).join(''));
+    await tool.waitFor('stderr', `waiting for a peer on ${endpoint}`, 15_000);
+    const { code, stderr } = await stop(tool);
+    expect(code).toBe(1);
+    expect(stderr.match(/waiting for a peer/g)).toHaveLength(1);
+    expect(stderr).toMatch(/zeromq output: \d+ messages? could not be delivered within linger \(0 ms\): no peer is connected/);
+  });
+});
