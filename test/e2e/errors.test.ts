@@ -12,7 +12,7 @@ writeFileSync(join(dir, 'list.json5'), '["STDIN"]');
 const usageErrors: Array<[string, string[], RegExp]> = [
   ['unknown input, with a suggestion', ['--input', 'STDNI'], /unknown input 'STDNI' \(did you mean 'STDIN'\?\)/],
   ['unknown output, with a suggestion', ['--output', 'stdot'], /unknown output 'stdot' \(did you mean 'STDOUT'\?\)/],
-  ['unknown decoder, with the choices', ['--decoder', 'xml'], /unknown decoder\/encoder 'xml' \(choose from JSON, Null, raw; see --list\)/],
+  ['unknown decoder, with the choices', ['--decoder', 'xml'], /unknown decoder\/encoder 'xml' \(choose from JSON, Null, raw, Pickle; see --list\)/],
   ['options that are not JSON5', ['--input_options', '{max_line_length: '], /--input_options: not valid JSON5 \(.*\): \{max_line_length:/],
   ['an unknown option', ['--input_options', '{max_line_lenght: 5}'], /--input STDIN: unknown option 'max_line_lenght' \(did you mean 'max_line_length'\?\)/],
   ['an option of the wrong type', ['--input_options', '{max_line_length: "big"}'], /--input STDIN: option 'max_line_length' must be an integer, got the string "big"/],
