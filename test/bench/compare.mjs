@@ -4,7 +4,7 @@
 // The old build is any checkout's bin/message-passing.js after its `npm run build`
 // (e.g. `git worktree add /tmp/before <commit> && cd /tmp/before && npm ci`).
 // Cases: STDIN -> JSON -> STDOUT with and without --filter Null, raw (Null
-// codecs), File -> File, ZeroMQ PUSH -> PULL, and start-up (median of 20).
+// codecs), File -> File, ZeroMQ PUSH -> PULL, and start-up (scripts/startup.mjs).
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -68,17 +68,6 @@ async function once(bin, testCase, corpus, events, dir) {
   return seconds;
 }
 
-function startupMedian(bin, runs) {
-  const times = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    spawnSync('/bin/sh', ['-c', `echo '{}' | "${NODE}" "${bin}"`], { stdio: 'ignore' });
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[times.length >> 1];
-}
-
 export async function run({ quick = process.argv.includes('--quick') } = {}) {
   const before = process.env.BENCH_BEFORE;
   if (!before || !existsSync(before)) {
@@ -115,19 +104,11 @@ export async function run({ quick = process.argv.includes('--quick') } = {}) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const runs = 20;
-  const medians = { node: [], before: [], after: [] };
-  for (let i = 0; i < runs; i++) {
-    // Interleaved one by one so that a busy moment hits all three alike.
-    medians.node.push(startupMedian('-e0', 1));
-    medians.before.push(startupMedian(before, 1));
-    medians.after.push(startupMedian(AFTER, 1));
-  }
-  const median = (t) => t.sort((a, b) => a - b)[t.length >> 1];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
   console.log(rows.map((r) => r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join('  ')).join('\n'));
-  const [n, b, a] = [median(medians.node), median(medians.before), median(medians.after)];
-  console.log(`start-up, echo '{}' | ..., median of ${runs} interleaved: node -e 0 ${n.toFixed(1)} ms, before ${b.toFixed(1)} ms (+${(b - n).toFixed(1)}), after ${a.toFixed(1)} ms (+${(a - n).toFixed(1)})`);
+  // Start-up: scripts/startup.mjs runs node -e 0 and each build alternately and prints medians.
+  const startup = spawnSync(NODE, [join(HERE, '..', '..', 'scripts', 'startup.mjs'), '--runs', '20', '--budget', '1000', before, AFTER], { encoding: 'utf8' });
+  console.log(`start-up (node scripts/startup.mjs --runs 20 BEFORE AFTER):\n${startup.stdout.trimEnd()}`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await run();
