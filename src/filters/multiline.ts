@@ -3,7 +3,7 @@ import type { OptionsOf } from '../core/options.js';
 import { defineFilter, type FilterContext, type FilterResult, type Message } from '../core/plugin.js';
 import type { KeyedState } from '../core/state.js';
 import { fieldValue } from '../core/time.js';
-import { isRecord, put, setField } from './fields.js';
+import { isRecord, put, setField } from '../common/fields.js';
 
 /**
  * Decides which lines belong together. States are small numbers a preset

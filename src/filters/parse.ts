@@ -2,8 +2,8 @@ import { UsageError } from '../core/errors.js';
 import type { OptionsOf } from '../core/options.js';
 import { defineFilter, type FilterResult, type Message } from '../core/plugin.js';
 import { fieldValue, formatSize } from '../core/time.js';
-import { isRecord, mergeFields, put, setField, type Fields } from './fields.js';
-import { captureFields, checkTypes, compilePattern, libraryHelp, PatternError, type CompiledPattern } from './grok-patterns.js';
+import { isRecord, mergeFields, put, setField, type Fields } from '../common/fields.js';
+import { captureFields, checkTypes, compilePattern, libraryHelp, PatternError, type CompiledPattern } from '../common/grok-patterns.js';
 
 const options = {
   pattern: {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/core/errors.js';
 import parse from '../../src/filters/parse.js';
-import { LIBRARY, PatternError, captureFields, compilePattern, convert, libraryHelp } from '../../src/filters/grok-patterns.js';
+import { LIBRARY, PatternError, captureFields, compilePattern, convert, libraryHelp } from '../../src/common/grok-patterns.js';
 import { harness, prepare } from './filter-harness.js';
 
 /** The fields `pattern` takes from `text`, or undefined when it does not match. */
