@@ -22,7 +22,12 @@ export async function printDocs(settings: Settings): Promise<void> {
   else if (settings.list) text = await list();
   else if (settings.man) text = await manPage();
   else text = usage();
-  process.stdout.write(text);
+  // The program exits right after: into a pipe (`--man | less`) a write is still in flight until its callback.
+  // A reader that quit early (`| head`) ends it quietly, as for the chain's output.
+  await new Promise<void>((resolve) => {
+    process.stdout.once('error', () => resolve());
+    process.stdout.write(text, () => resolve());
+  });
 }
 
 export function version(): string {

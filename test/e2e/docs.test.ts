@@ -110,3 +110,17 @@ describe.concurrent('documentation', () => {
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+describe('documentation through a pipe', () => {
+  it('--man into a reader slower than the program writes it whole; one that quits early ends it quietly', () => {
+    const bin = join(ROOT, 'bin', 'message-passing.js');
+    const committed = readFileSync(join(ROOT, 'man', 'message-passing.1'));
+    // The page is larger than a pipe's buffer: the reader's pause leaves part of it in flight at exit.
+    const slow = execFileSync('/bin/sh', ['-c', `"${process.execPath}" "${bin}" --man | (sleep 0.5; cat)`]);
+    expect(slow.equals(committed)).toBe(true);
+    const early = execFileSync('/bin/sh', ['-c', `"${process.execPath}" "${bin}" --man | head -1 >/dev/null; echo "$?"`], { encoding: 'utf8' });
+    expect(early).toBe('0\n');
+    const status = execFileSync('/bin/bash', ['-c', `"${process.execPath}" "${bin}" --list 2>&1 | head -1 >/dev/null; echo "\${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+    expect(status).toBe('0\n');
+  });
+});
