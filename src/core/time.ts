@@ -52,19 +52,22 @@ export class ValueFormatError extends Error {
 
 const QUANTITY = /^(\d+(?:\.\d+)?|\.\d+)([a-zA-Z]*)$/;
 
+/** A quantity written as a number and a unit, as [text, number, unit]; what is wrong with it otherwise. */
+function quantity(value: string, fail: (hint?: string) => ValueFormatError): [string, string, string] {
+  const text = value.trim();
+  const match = QUANTITY.exec(text);
+  if (match) return [text, match[1]!, match[2]!];
+  if (text.startsWith('-')) throw fail('it cannot be negative');
+  if (/^[\d.]+\s+[a-zA-Z]+$/.test(text)) throw fail('no space between the number and its unit');
+  throw fail();
+}
+
 /** Milliseconds of a duration option's value (see the top of this file). */
 export function parseDuration(value: unknown): number {
   const fail = (hint?: string) => new ValueFormatError(DURATION_EXPECTED, hint);
   if (typeof value === 'number') return checkedAmount(value, fail, 'milliseconds');
   if (typeof value !== 'string') throw fail();
-  const text = value.trim();
-  const match = QUANTITY.exec(text);
-  if (!match) {
-    if (text.startsWith('-')) throw fail('it cannot be negative');
-    if (/^[\d.]+\s+[a-zA-Z]+$/.test(text)) throw fail('no space between the number and its unit');
-    throw fail();
-  }
-  const [, amount, unit] = match as unknown as [string, string, string];
+  const [text, amount, unit] = quantity(value, fail);
   if (unit === '') throw fail(`a string needs a unit: "${text}ms" or "${text}s"?`);
   if (!Object.hasOwn(DURATION_UNITS, unit)) {
     const lower = unit.toLowerCase();
@@ -81,14 +84,7 @@ export function parseSize(value: unknown): number {
     return checkedAmount(value, fail, 'bytes');
   }
   if (typeof value !== 'string') throw fail();
-  const text = value.trim();
-  const match = QUANTITY.exec(text);
-  if (!match) {
-    if (text.startsWith('-')) throw fail('it cannot be negative');
-    if (/^[\d.]+\s+[a-zA-Z]+$/.test(text)) throw fail('no space between the number and its unit');
-    throw fail();
-  }
-  const [, amount, unit] = match as unknown as [string, string, string];
+  const [text, amount, unit] = quantity(value, fail);
   const lower = unit.toLowerCase() || 'b';
   if (!Object.hasOwn(SIZE_UNITS, lower)) {
     const ambiguous = /^[kmgt]$/.test(lower);
