@@ -70,11 +70,6 @@ export function isRetryable(redis: RedisModule, error: unknown): boolean {
   return TRANSIENT_REPLIES.includes(code);
 }
 
-/** The server's answer (WRONGTYPE ...), not a failure of the connection. */
-export function isReply(redis: RedisModule, error: unknown): boolean {
-  return error instanceof redis.ErrorReply;
-}
-
 /** Why a Redis command or connection failed, in words. */
 export function redisReason(error: unknown): string {
   const cause = (error as { cause?: unknown } | undefined)?.cause ?? error;
