@@ -238,6 +238,8 @@ describe.concurrent('Parse, Multiline, Key, All and Delay', () => {
       await tool.waitFor('stdout', '\n', 20_000);
       expect(lines(tool.stdout)).toEqual(['ERROR:root:first\nTraceback (most recent call last):\n  File "a.py", line 1, in <module>\nOSError: disk full']);
       appendFileSync(log, 'INFO:root:second\n');
+      // Stopped only once the line was read (it comes out after idle): a stop right after the append races the follower.
+      await tool.waitFor('stdout', 'INFO:root:second', 20_000);
       const { code, stdout } = await stop(tool);
       expect(code).toBe(0);
       expect(lines(stdout)).toHaveLength(2);
