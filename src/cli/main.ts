@@ -1,11 +1,16 @@
 import { parseArgs } from './args.js';
 import { build } from './build.js';
-import { filterScope, type Chain, type Counters } from '../core/chain.js';
-import { describe, PROGRAM, RuntimeError, UsageError } from '../core/errors.js';
+import { filterScope, type Chain } from '../core/chain.js';
+import { describe, plural, PROGRAM, RuntimeError, UsageError } from '../core/errors.js';
 
-function statsLine(counters: Counters, seconds: number, rate: number, extra: string | undefined): string {
-  const { in: read, created, out, dropped, errors } = counters;
-  return `${PROGRAM}: stats in=${read} created=${created} out=${out} dropped=${dropped} errors=${errors} rate=${Math.round(rate)}/s elapsed=${seconds.toFixed(1)}s${extra ? ` ${extra}` : ''}\n`;
+/** `queued` shows only while the output holds messages it has not handed on (a PUSH without a peer). */
+function statsLine(chain: Chain, seconds: number, rate: number): string {
+  const { in: read, created, out, queued, dropped, errors } = chain.tally();
+  const extra = chain.outputStats();
+  return (
+    `${PROGRAM}: stats in=${read} created=${created} out=${out}${queued > 0 ? ` queued=${queued}` : ''} dropped=${dropped} errors=${errors} ` +
+    `rate=${Math.round(rate)}/s elapsed=${seconds.toFixed(1)}s${extra ? ` ${extra}` : ''}\n`
+  );
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -34,8 +39,15 @@ async function main(argv: readonly string[]): Promise<number> {
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (++signals > 1) process.exit(signal === 'SIGINT' ? 130 : 143);
-    chain.stopping.abort();
+    if (++signals === 1) {
+      chain.stopping.abort();
+      return;
+    }
+    // A second signal ends the run at once, without draining: say what that cost.
+    const { unfinished, queued } = chain.tally();
+    const left = unfinished + queued;
+    say(`${PROGRAM}: second ${signal}: stopped at once; ${left === 0 ? 'no message was' : `${plural(left, 'message was', 'messages were')}`} left behind${queued > 0 ? ` (${queued} queued in the output)` : ''}\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -47,7 +59,7 @@ async function main(argv: readonly string[]): Promise<number> {
     let last = { at: started, in: 0 };
     timer = setInterval(() => {
       const now = performance.now();
-      process.stderr.write(statsLine(chain.counters, (now - started) / 1000, ((chain.counters.in - last.in) * 1000) / (now - last.at), chain.outputStats()));
+      process.stderr.write(statsLine(chain, (now - started) / 1000, ((chain.counters.in - last.in) * 1000) / (now - last.at)));
       last = { at: now, in: chain.counters.in };
     }, settings.stats * 1000);
     timer.unref();
@@ -58,7 +70,7 @@ async function main(argv: readonly string[]): Promise<number> {
     clearInterval(timer);
     if (settings.stats !== undefined) {
       const seconds = (performance.now() - started) / 1000;
-      process.stderr.write(statsLine(chain.counters, seconds, chain.counters.in / Math.max(seconds, 1e-3), chain.outputStats()));
+      process.stderr.write(statsLine(chain, seconds, chain.counters.in / Math.max(seconds, 1e-3)));
     }
   }
   return 0;

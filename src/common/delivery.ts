@@ -21,7 +21,6 @@ export function pause(ms: number, stopping?: AbortSignal): Promise<void> {
   });
 }
 
-export const plural = (count: number, word: string, words = `${word}s`) => `${count} ${count === 1 ? word : words}`;
 
 /**
  * An output gave up on its server: thrown by its writes from then on, and by

@@ -3,7 +3,7 @@
 // (and makes the chain wait past a bound), and at the end either hands
 // everything to the kernel or says how many messages it could not.
 import { connect, type Socket } from 'node:net';
-import { RuntimeError } from '../core/errors.js';
+import { plural, RuntimeError } from '../core/errors.js';
 import type { OutputContext } from '../core/plugin.js';
 import { formatDuration } from '../core/time.js';
 import { formatAddress, type Address } from './net.js';
@@ -79,6 +79,14 @@ export class TcpSender {
     return new Promise<void>((resolve) => this.roomWaiters.push(resolve));
   }
 
+  /** Messages not yet in the kernel's hands; after close(), those left behind. */
+  queued(): number {
+    let count = 0;
+    for (const chunk of this.inFlight) if (!chunk.done) count += chunk.count;
+    for (const chunk of this.queue) count += chunk.count;
+    return count;
+  }
+
   /** Resolves once everything sent so far is in the kernel's hands. */
   settled(): void | Promise<void> {
     if (this.pendingBytes === 0) return;
@@ -112,7 +120,7 @@ export class TcpSender {
           ? `cannot connect: ${systemReason(this.lastError, 'address')}`
           : 'no connection was made in time';
       throw new RuntimeError(
-        `${label}: ${count} message${count === 1 ? '' : 's'} could not be delivered to ${this.where} within linger (${formatDuration(linger)}): ${why}`,
+        `${label}: ${plural(count, 'message')} could not be delivered to ${this.where} within linger (${formatDuration(linger)}): ${why}`,
       );
     }
     if (socket && this.connected) {

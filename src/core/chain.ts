@@ -169,6 +169,17 @@ export class Chain implements HoldKeeper {
     return this.output.stats?.();
   }
 
+  /**
+   * The counts as --stats shows them: `out` only what the output handed on,
+   * `queued` what it still holds (see Output.queued), and `unfinished` what
+   * was read or made and is none of out, queued, dropped or errors yet.
+   */
+  tally(): Counters & { queued: number; unfinished: number } {
+    const { in: read, created, out, dropped, errors } = this.counters;
+    const queued = Math.min(out, this.output.queued?.() ?? 0);
+    return { in: read, created, out: out - queued, queued, dropped, errors, unfinished: read + created - out - dropped - errors };
+  }
+
   /** Whether frames pass through as bytes (see core/passthrough.ts). */
   get passThrough(): PassThrough | undefined {
     return this.plan;

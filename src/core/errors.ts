@@ -3,6 +3,9 @@ import { isUtf8 } from 'node:buffer';
 /** The program's name, as it prefixes every line it writes on stderr. */
 export const PROGRAM = 'message-passing';
 
+/** `1 message`, `2 messages`. */
+export const plural = (count: number, word: string, words = `${word}s`) => `${count} ${count === 1 ? word : words}`;
+
 /** A mistake in what the user typed: exit 2, one line, nothing started. */
 export class UsageError extends Error {
   override name = 'UsageError';

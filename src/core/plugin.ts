@@ -102,6 +102,12 @@ export interface Output {
   close(): Promise<void>;
   /** Counts of its own for the --stats line, such as `endpoints=tcp://a:1=123,tcp://b:2=456`. */
   stats?(): string | undefined;
+  /**
+   * Messages write() accepted that have not been handed on yet (a backlog
+   * waiting for a peer); after close(), those left behind. --stats counts them
+   * as queued, not out.
+   */
+  queued?(): number;
 }
 
 export interface FilterContext extends PluginContext {

@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
-import { describe, RuntimeError } from '../core/errors.js';
+import { describe, plural, RuntimeError } from '../core/errors.js';
 import { defineInput, type Input, type InputContext } from '../core/plugin.js';
 import { formatDuration } from '../core/time.js';
 import { errorCode } from '../io/system-errors.js';
-import { backoff, pause, plural } from '../common/delivery.js';
+import { backoff, pause } from '../common/delivery.js';
 import {
   connect, ENTRY_FIELD, isNoScript, isRetryable, loadRedis, safeUrl, Script, urlOption, urlProblem, whenReady, type RedisClient, type RedisModule,
 } from '../common/redis.js';

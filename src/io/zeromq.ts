@@ -149,4 +149,3 @@ export function endpointList(options: { connect?: readonly string[] | undefined;
   return (options.connect ?? options.socket_bind ?? []).join(', ');
 }
 
-export const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;

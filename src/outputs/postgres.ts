@@ -1,8 +1,8 @@
 import type { Client, DatabaseError } from 'pg';
-import { describe, frameCopy, RuntimeError } from '../core/errors.js';
+import { describe, frameCopy, plural, RuntimeError } from '../core/errors.js';
 import { defineOutput, type Frame, type Message, type Output, type OutputContext } from '../core/plugin.js';
 import { eventTime, fieldValue, formatDuration } from '../core/time.js';
-import { backoff, DeliveryFailure, pause, plural, waitFor, type Waiter } from '../common/delivery.js';
+import { backoff, DeliveryFailure, pause, waitFor, type Waiter } from '../common/delivery.js';
 import { errorCode, systemReason } from '../io/system-errors.js';
 
 const LABEL = 'Postgres output';
@@ -293,6 +293,11 @@ class PostgresOutput implements Output {
     }
     if (this.unacknowledged <= 2 * this.settings.batch) return;
     return waitFor(this.roomWaiters);
+  }
+
+  /** Messages not yet committed (or reported); after close(), those left behind. */
+  queued(): number {
+    return this.unacknowledged;
   }
 
   settled(): void | Promise<void> {

@@ -58,6 +58,7 @@ export default defineOutput({
         return sender.send(Buffer.concat(records), records.length / 2);
       },
       settled: () => sender.settled(),
+      queued: () => sender.queued(),
       close: () => sender.close(),
     };
   },

@@ -1,7 +1,7 @@
-import { describe, frameCopy, RuntimeError } from '../core/errors.js';
+import { describe, frameCopy, plural, RuntimeError } from '../core/errors.js';
 import { defineOutput, type Frame, type Message, type Output, type OutputContext } from '../core/plugin.js';
 import { formatDuration } from '../core/time.js';
-import { backoff, DeliveryFailure, plural, waitFor, type Waiter } from '../common/delivery.js';
+import { backoff, DeliveryFailure, waitFor, type Waiter } from '../common/delivery.js';
 import {
   connect, ENTRY_FIELD, isNoScript, isRetryable, KeyTemplate, loadRedis, redisReason, safeUrl, Script, urlOption, urlProblem, type RedisClient, type RedisModule,
 } from '../common/redis.js';
@@ -229,6 +229,11 @@ class RedisOutput implements Output {
     this.pump();
     if (this.unacknowledged <= this.window) return;
     return waitFor(this.roomWaiters);
+  }
+
+  /** Messages not yet acknowledged by Redis; after close(), those left behind. */
+  queued(): number {
+    return this.unacknowledged;
   }
 
   settled(): void | Promise<void> {

@@ -77,6 +77,7 @@ export default defineOutput({
       // The bytes are the reader's to reuse once this returns: the queue keeps a copy.
       writeLines: (bytes, count) => sender.send(Buffer.from(bytes), count),
       settled: () => sender.settled(),
+      queued: () => sender.queued(),
       close: () => sender.close(),
     };
   },

@@ -1,13 +1,17 @@
-import { RuntimeError, UsageError, describe, fatal, frameCopy } from '../core/errors.js';
+import { RuntimeError, UsageError, describe, fatal, frameCopy, plural } from '../core/errors.js';
 import { validateOptions, type OptionsOf } from '../core/options.js';
 import { defineOutput, type Message, type Output, type OutputContext } from '../core/plugin.js';
 import { fieldValue } from '../core/time.js';
 import { partitionOf } from '../io/partition.js';
-import { attach, checkEndpoints, endpointList, endpointOptions, loadZeroMQ, plural, type ZeroMQ } from '../io/zeromq.js';
+import { attach, checkEndpoints, endpointList, endpointOptions, loadZeroMQ, type ZeroMQ } from '../io/zeromq.js';
 
 const LABEL = 'zeromq output';
 
-/** A write kept waiting this long says on stderr what it waits for (once). */
+/**
+ * A write kept waiting this long says on stderr what it waits for (once); with
+ * linger -1, once the program is told to stop, a backlog from which nothing
+ * went out for this long is given up and counted.
+ */
 const WAIT_NOTICE_MS = 3000;
 
 /**
@@ -111,7 +115,8 @@ export default defineOutput({
       min: -1,
       default: 2000,
       description:
-        'Milliseconds allowed at the end for queued messages to go out; -1 waits as long as it takes. Perl\'s default is 0 (drop at exit); 2000 delivers what a live peer can take.',
+        'Milliseconds allowed at the end for queued messages to go out; -1 waits as long as it takes, until SIGINT or SIGTERM, after which it gives up once none went out for 3 s. ' +
+        'Perl\'s default is 0 (drop at exit); 2000 delivers what a live peer can take.',
     },
     topic: {
       type: 'string',
@@ -305,6 +310,13 @@ class ZeroMQOutput implements Output {
     return text;
   }
 
+  /** Messages accepted and not yet handed to ZeroMQ; after close(), those left behind. */
+  queued(): number {
+    let count = 0;
+    for (const lane of this.lanes) count += lane.unsent;
+    return count;
+  }
+
   /** Resolves once every message written so far has been handed to ZeroMQ (a partial batch is sent now). */
   settled(): void | Promise<void> {
     for (const lane of this.lanes) lane.flushOpen();
@@ -400,26 +412,29 @@ class ZeroMQOutput implements Output {
     const kind = this.lanes[0]?.push ? 'PUSH' : 'PUB';
     const left = ends.filter((end) => end.undelivered > 0);
     const ranOut = ends.filter((end) => end.lingerRanOut && this.lanes[0]?.waitsForPeers);
+    // linger -1 gives up only once the program is told to stop: raising it would not help.
+    const unbounded = linger < 0;
+    const within = unbounded ? `after the stop signal (none went out for ${WAIT_NOTICE_MS / 1000} s)` : `within linger (${linger} ms)`;
+    const orRaise = unbounded ? '' : ', or raise linger';
     if (left.length > 0 && ends.length === 1) {
       const [end] = left as [LaneEnd];
       const why =
         end.peers === 0
-          ? `no peer is connected to the ${kind} socket (${end.endpoints}); start the receiving side first, or raise linger`
-          : `the peers of the ${kind} socket (${end.endpoints}) did not take them in time; raise linger`;
-      throw new RuntimeError(`${LABEL}: ${plural(end.undelivered, 'message')} could not be delivered within linger (${linger} ms): ${why}`);
+          ? `no peer is connected to the ${kind} socket (${end.endpoints}); start the receiving side first${orRaise}`
+          : `the peers of the ${kind} socket (${end.endpoints}) did not take them in time${unbounded ? '' : '; raise linger'}`;
+      throw new RuntimeError(`${LABEL}: ${plural(end.undelivered, 'message')} could not be delivered ${within}: ${why}`);
     }
     if (left.length > 0) {
       const total = left.reduce((sum, end) => sum + end.undelivered, 0);
       const each = left.map((end) => `${end.undelivered} for ${end.endpoints} (${end.peers === 0 ? 'no peer connected' : 'its peer did not take them in time'})`);
       const dropped = ranOut.length > 0 ? `; ZeroMQ also dropped messages it still held for ${ranOut.map((end) => end.endpoints).join(', ')} without a count` : '';
-      throw new RuntimeError(
-        `${LABEL}: ${plural(total, 'message')} could not be delivered within linger (${linger} ms): ${each.join(', ')}${dropped}; start the missing receivers, or raise linger`,
-      );
+      throw new RuntimeError(`${LABEL}: ${plural(total, 'message')} could not be delivered ${within}: ${each.join(', ')}${dropped}; start the missing receivers${orRaise}`);
     }
     if (ranOut.length > 0) {
+      const when = unbounded ? 'the stop signal came' : `linger (${linger} ms) ran out`;
       throw new RuntimeError(
-        `${LABEL}: linger (${linger} ms) ran out while ZeroMQ still held messages for a slow peer of the ${kind} socket (${ranOut.map((end) => end.endpoints).join(', ')}); ` +
-          'ZeroMQ dropped them without saying how many; raise linger',
+        `${LABEL}: ${when} while ZeroMQ still held messages for a slow peer of the ${kind} socket (${ranOut.map((end) => end.endpoints).join(', ')}); ` +
+          `ZeroMQ dropped them without saying how many${unbounded ? '' : '; raise linger'}`,
       );
     }
   }
@@ -537,6 +552,14 @@ abstract class Lane {
   /** Messages accepted and not yet handed to ZeroMQ (a send under way included). */
   abstract get waiting(): number;
 
+  /** What close() could not hand to ZeroMQ. */
+  private leftBehind: number | undefined;
+
+  /** Messages not handed to ZeroMQ: waiting now, or once closed, left behind. */
+  get unsent(): number {
+    return this.leftBehind ?? this.waiting;
+  }
+
   get idle(): boolean {
     return this.waiting === 0;
   }
@@ -557,10 +580,13 @@ abstract class Lane {
     if (this.pumping && !this.ready) await this.whenReady;
     const deadline = linger < 0 ? Infinity : Date.now() + linger;
     const backlog = this.pumping !== undefined;
-    if (this.pumping) await withTimeout(this.pumping, linger);
-    const undelivered = this.waiting;
+    if (this.pumping) await (linger < 0 ? this.drainUntilStalled() : withTimeout(this.pumping, linger));
+    const undelivered = (this.leftBehind = this.waiting);
     this.closed = true;
-    const remaining = linger < 0 ? -1 : undelivered > 0 ? 0 : Math.max(0, deadline - Date.now());
+    const { stopping } = this.owner.context;
+    // With linger -1 after a stop, what ZeroMQ holds for a slow peer gets WAIT_NOTICE_MS more to go out.
+    const unbounded = linger < 0 ? (stopping.aborted ? WAIT_NOTICE_MS : -1) : Math.max(0, deadline - Date.now());
+    const remaining = undelivered > 0 ? 0 : unbounded;
     // The last messages went to ZeroMQ just as linger ran out, after waiting for a slow peer: ZeroMQ
     // still holds them, and closing with no linger left drops them.
     const handedOverTooLate = backlog && linger > 0 && undelivered === 0 && remaining === 0;
@@ -569,10 +595,33 @@ abstract class Lane {
     // Closing rejects a send still waiting; the pump sees `closed` and leaves it to the count above.
     this.socket.close();
     this.owner.changed();
-    // The process may exit right after this returns, which would drop what libzmq still holds: wait until it lets go.
-    const goneAt = (await withTimeout(this.socketGone, remaining < 0 ? -1 : remaining + 1000)) ?? Date.now();
-    const lingerRanOut = handedOverTooLate || (remaining > 0 && goneAt - closedAt >= remaining - Math.min(LINGER_TOLERANCE_MS, remaining / 2));
+    // The process may exit right after this returns, which would drop what libzmq still holds: wait until it
+    // lets go, with linger -1 until then or until the program is told to stop.
+    const gone = remaining < 0 ? Promise.race([this.socketGone, whenAborted(stopping)]) : withTimeout(this.socketGone, remaining + 1000);
+    const goneAt = await gone;
+    // A stop that came before libzmq let go: it drops what it still holds.
+    const stoppedFirst = remaining < 0 && goneAt === undefined;
+    const tookAll = remaining > 0 && (goneAt ?? Date.now()) - closedAt >= remaining - Math.min(LINGER_TOLERANCE_MS, remaining / 2);
+    const lingerRanOut = handedOverTooLate || stoppedFirst || tookAll;
     return { endpoints: this.settings.endpoints, undelivered, peers: this.peers, lingerRanOut };
+  }
+
+  /**
+   * With linger -1: waits until the backlog has gone out, however long that
+   * takes, unless the program is told to stop; from then on only while some
+   * of it goes out, so that a SIGTERM ends a run whose peer is gone.
+   */
+  private async drainUntilStalled(): Promise<void> {
+    const { stopping } = this.owner.context;
+    while (this.pumping) {
+      if (!stopping.aborted) {
+        await Promise.race([this.pumping, whenAborted(stopping)]);
+        continue;
+      }
+      const before = this.sent;
+      await withTimeout(this.pumping, WAIT_NOTICE_MS);
+      if (this.sent === before) return;
+    }
   }
 
   /**
@@ -909,6 +958,14 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined>
     timer = setTimeout(() => resolve(undefined), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves (to undefined) once `signal` aborts. */
+function whenAborted(signal: AbortSignal): Promise<undefined> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve(undefined);
+    else signal.addEventListener('abort', () => resolve(undefined), { once: true });
+  });
 }
 
 /**

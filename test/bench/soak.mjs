@@ -40,7 +40,7 @@ function mp(name, args, { stdout = 'pipe' } = {}) {
   return p;
 }
 
-const STATS = /message-passing: stats in=(\d+) out=(\d+) dropped=(\d+) errors=(\d+) /g;
+const STATS = /message-passing: stats in=(\d+) created=\d+ out=(\d+)(?: queued=\d+)? dropped=(\d+) errors=(\d+) /g;
 /** The last --stats figures printed by `p`. */
 function stats(p) {
   const all = [...p.stderr.matchAll(STATS)];

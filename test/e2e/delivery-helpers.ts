@@ -18,7 +18,8 @@ export interface Stats {
   errors: number;
 }
 
-const STATS_LINE = /^message-passing: stats in=(\d+) created=\d+ out=(\d+) dropped=(\d+) errors=(\d+) /;
+/** `queued` shows while an output holds messages it has not handed on. */
+const STATS_LINE = /^message-passing: stats in=(\d+) created=\d+ out=(\d+)(?: queued=\d+)? dropped=(\d+) errors=(\d+) /;
 
 /** The figures of the last --stats line in `stderr` (the end figures once the process has ended). */
 export function lastStats(stderr: string): Stats | undefined {

@@ -24,7 +24,7 @@ describe.concurrent('every line is accounted for', () => {
       fc.asyncProperty(fc.array(fc.oneof(good, good, bad, empty, bytes), { minLength: 1, maxLength: 60 }), fc.boolean(), async (lineList, lastWithoutLF) => {
         const { input, contents, goods } = buildLines(lineList, lastWithoutLF);
         const { code, stdout, stderr } = await run(['--filter', './drop.mjs', '--stats', '60'], { input, cwd: dir });
-        expect(code).toBe(0);
+        expect(code, stderr).toBe(0);
         const [stats, ...rest] = stderr.split('\n').reverse().filter((l) => l !== '');
         const records = errorRecords(rest.reverse().join('\n'));
         const nonEmpty = contents.filter((c) => c.length > 0).length;
@@ -44,7 +44,7 @@ describe.concurrent('every line is accounted for', () => {
       fc.asyncProperty(fc.array(fc.oneof(good.map((g) => ({ ...g, text: g.text.slice(0, 20) })), long, empty, bad), { minLength: 1, maxLength: 40 }), fc.boolean(), async (lineList, lastWithoutLF) => {
         const { input, goods } = buildLines(lineList, lastWithoutLF);
         const { code, stdout, stderr } = await run(['--input_options', '{max_line_length: 200}'], { input });
-        expect(code).toBe(0);
+        expect(code, stderr).toBe(0);
         const records = errorRecords(stderr);
         expect(records.filter((r) => r.error === 'over-long')).toHaveLength(lineList.filter((l) => l.kind === 'long').length);
         expect(records.filter((r) => r.error === 'decode')).toHaveLength(lineList.filter((l) => l.kind === 'bad').length);
@@ -59,7 +59,7 @@ describe.concurrent('every line is accounted for', () => {
       fc.asyncProperty(fc.array(fc.oneof(good, bad, empty, bytes, bytes), { minLength: 1, maxLength: 60 }), fc.boolean(), async (lineList, lastWithoutLF) => {
         const { input, contents } = buildLines(lineList, lastWithoutLF);
         const { code, stdout, stderr } = await run(['--decoder', 'Null', '--encoder', 'Null'], { input });
-        expect(code).toBe(0);
+        expect(code, stderr).toBe(0);
         expect(stderr).toBe('');
         const expected = Buffer.concat(contents.filter((c) => c.length > 0).flatMap((c) => [c, Buffer.from('\n')]));
         // stdout was read as UTF-8: compare the same way.

@@ -82,11 +82,12 @@ describe('ZeroMQ output partition_by', () => {
     const live = spawned(zmqInput({ socket_bind: endpoint(ports[1]!), socket_type: 'PULL' }));
     const messages = range(0, 299).map((seq) => ({ seq, key: `k${seq}` }));
     const count = (index: number) => messages.filter((m) => partitionOf(m.key, 3) === index).length;
-    const producer = await run(zmqOutput({ connect: ports.map(endpoint), socket_type: 'PUSH', partition_by: 'key', linger: 300 }), { input: ndjson(messages) });
+    // Linger long enough that a loaded machine hands the live worker its share well within it.
+    const producer = await run(zmqOutput({ connect: ports.map(endpoint), socket_type: 'PUSH', partition_by: 'key', linger: 1000 }), { input: ndjson(messages) });
     expect(producer.code).toBe(1);
     const missing = count(0) + count(2);
     expect(producer.stderr).toBe(
-      `message-passing: zeromq output: ${missing} messages could not be delivered within linger (300 ms): ` +
+      `message-passing: zeromq output: ${missing} messages could not be delivered within linger (1000 ms): ` +
         `${count(0)} for ${endpoint(ports[0]!)} (no peer connected), ${count(2)} for ${endpoint(ports[2]!)} (no peer connected); start the missing receivers, or raise linger\n`,
     );
     await until(() => records(live.stdout).length >= count(1), 'the live worker');

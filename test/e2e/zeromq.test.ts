@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Pull, Push, Subscriber, XPublisher } from 'zeromq';
-import { freePort, lines, records, run, start, stop, tempDir, tracked, until, type Running } from './helpers.js';
+import { freePort, lines, records, run, sleep, start, stop, tempDir, tracked, until, type Running } from './helpers.js';
 
 const dir = tempDir();
 const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
@@ -453,17 +453,52 @@ describe('ZeroMQ errors', () => {
   });
 });
 
-describe('a PUSH with nobody to take its messages', () => {
-  it('says once on stderr what it waits for, and SIGTERM ends the run with the count left behind', async () => {
-    const port = await freePort();
-    const endpoint = `tcp://127.0.0.1:${port}`;
-    const tool = start(['--output', 'ZeroMQ', '--output_options', JSON.stringify({ connect: endpoint, socket_type: 'PUSH', linger: 0 })]);
+describe.concurrent('a PUSH with nobody to take its messages', () => {
+  /** A PUSH to a free port, where nobody listens. */
+  const pushToNobody = async (linger: number) => {
+    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+    return { endpoint, tool: start([...zmqOutput({ connect: endpoint, socket_type: 'PUSH', linger }), '--stats', '1']) };
+  };
+  const tenLines = range(1, 10).map((n) => `{"n":${n}}\n`).join('');
+
+  it('says once on stderr what it waits for, counts as queued (not out) what it holds, and SIGTERM ends the run with the count left behind', async () => {
+    const { endpoint, tool } = await pushToNobody(0);
     // More than the output queues before it makes the chain wait.
     tool.child.stdin!.write(Array.from({ length: 5000 }, (_, n) => `{"n":${n}}\n`).join(''));
     await tool.waitFor('stderr', `waiting for a peer on ${endpoint}`, 15_000);
+    await tool.waitFor('stderr', / out=0 queued=\d+ /);
     const { code, stderr } = await stop(tool);
     expect(code).toBe(1);
     expect(stderr.match(/waiting for a peer/g)).toHaveLength(1);
-    expect(stderr).toMatch(/zeromq output: \d+ messages? could not be delivered within linger \(0 ms\): no peer is connected/);
+    const left = /zeromq output: (\d+) messages? could not be delivered within linger \(0 ms\): no peer is connected/.exec(stderr)?.[1];
+    expect(left).toBeDefined();
+    // Everything read is either in the output's queue or still in the chain, which drained into it.
+    expect(stderr).toContain(`stats in=${left} created=0 out=0 queued=${left} dropped=0 errors=0 `);
+  });
+
+  it('with linger -1, SIGTERM still ends the run: once nothing went out for 3 s, the count left behind and status 1', async () => {
+    const { endpoint, tool } = await pushToNobody(-1);
+    tool.child.stdin!.write(tenLines);
+    await tool.waitFor('stderr', ' in=10 created=0 out=0 queued=10 ');
+    const { code, stderr } = await stop(tool);
+    expect(code).toBe(1);
+    expect(stderr).toContain('stats in=10 created=0 out=0 queued=10 dropped=0 errors=0 ');
+    expect(stderr).toContain(
+      `zeromq output: 10 messages could not be delivered after the stop signal (none went out for 3 s): no peer is connected to the PUSH socket (${endpoint}); start the receiving side first\n`,
+    );
+  });
+
+  it('a second signal ends the run at once, with status 130 for SIGINT, and says how many messages it left behind', async () => {
+    const { tool } = await pushToNobody(-1);
+    tool.child.stdin!.write(tenLines);
+    await tool.waitFor('stderr', ' in=10 created=0 out=0 queued=10 ');
+    tool.child.kill('SIGTERM');
+    // Well within the 3 s the first signal's drain waits; apart, so that they are handled in this order.
+    await sleep(300);
+    tool.child.kill('SIGINT');
+    const { code, stderr } = await tool.done;
+    expect(code).toBe(130);
+    expect(stderr).toContain('message-passing: second SIGINT: stopped at once; 10 messages were left behind (10 queued in the output)\n');
+    expect(stderr).not.toContain('could not be delivered');
   });
 });
