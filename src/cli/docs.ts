@@ -243,8 +243,13 @@ export async function manPage(): Promise<string> {
     '.TP', '0', prose('The input ended (or SIGINT/SIGTERM arrived, or the output pipe closed) and everything was flushed. With `--daemonize`: the daemon has started.'),
     '.TP', '1', prose('A runtime failure: address in use, unreadable file, a filter that cannot start or flush, messages that could not be delivered within linger, a `--pid_file` naming a running process, a `--user` or `--io_priority` the system refuses.'),
     '.TP', '2', prose('A usage error: unknown flag, plugin or option, bad JSON5, missing module, unknown user. Nothing was started.'),
+    '.TP', '130, 143', prose('A second SIGINT (130) or SIGTERM (143) arrived while the first drained: the run ended at once, with one line saying how many messages were left behind.'),
     '.SH SIGNALS',
-    prose('SIGINT and SIGTERM stop reading, drain the chain, flush the outputs and exit 0; a second signal exits at once. The File output reopens its file on SIGHUP. The `--pid_file` is removed at exit either way.'),
+    prose(
+      'SIGINT and SIGTERM stop reading, drain the chain, flush the outputs and exit 0; a second signal exits at once, saying how many messages it left behind. ' +
+        'An output waiting for a peer with no time limit (ZeroMQ linger -1) gives up once nothing went out for 3 s after the signal. ' +
+        'The File output reopens its file on SIGHUP. The `--pid_file` is removed at exit either way.',
+    ),
     '.SH ENVIRONMENT',
     '.TP', '.B DEBUG', prose('When set, errors print their stack trace.'),
     '.SH EXAMPLES',
