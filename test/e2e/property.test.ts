@@ -15,6 +15,10 @@ const good = goodLine();
 const bytes = bytesLine();
 const long = longLine();
 
+// A loaded machine runs fewer cases rather than time out, and a failure found is reported with
+// the counterexample shrunk so far rather than lost to the test's timeout.
+const budget = { interruptAfterTimeLimit: 40_000 };
+
 const outputLines = (stdout: string) => stdout.split('\n').slice(0, -1);
 const errorRecords = (stderr: string) => stderr.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { error: string });
 
@@ -35,7 +39,7 @@ describe.concurrent('every line is accounted for', () => {
         const ids = out.map((l) => JSON.parse(l) as unknown).flatMap((m) => (m !== null && typeof m === 'object' && 'id' in m ? [(m as { id: number }).id] : []));
         expect(ids).toEqual(goods.filter((g) => !g.drop).map((g) => g.id));
       }),
-      { numRuns: 24 },
+      { numRuns: 24, ...budget },
     );
   });
 
@@ -50,7 +54,7 @@ describe.concurrent('every line is accounted for', () => {
         expect(records.filter((r) => r.error === 'decode')).toHaveLength(lineList.filter((l) => l.kind === 'bad').length);
         expect(outputLines(stdout).map((l) => (JSON.parse(l) as { id: number }).id)).toEqual(goods.map((g) => g.id));
       }),
-      { numRuns: 12 },
+      { numRuns: 12, ...budget },
     );
   });
 
@@ -65,7 +69,7 @@ describe.concurrent('every line is accounted for', () => {
         // stdout was read as UTF-8: compare the same way.
         expect(stdout).toBe(expected.toString('utf8'));
       }),
-      { numRuns: 12 },
+      { numRuns: 12, ...budget },
     );
   });
 });
