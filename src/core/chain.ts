@@ -259,7 +259,8 @@ export class Chain implements HoldKeeper {
     return {
       stopping: this.stopping.signal,
       warn: this.warn,
-      reportError: this.reportError,
+      // What the filter returns for the message is what --stats counts; the record only says why.
+      reportError: (record) => this.reportUncounted({ stage: `filter ${name}`, ...record }),
       clock: this.clock,
       push: (messages) => {
         if (messages === undefined || messages === null || typeof messages === 'function' || typeof messages === 'symbol') {
@@ -616,8 +617,13 @@ export class Chain implements HoldKeeper {
 
   /** A record about what filter `name` did outside its messages: no message is lost, so it does not count as one. */
   private notAMessage(name: string, reason: string): void {
+    this.reportUncounted({ error: 'filter', reason, source: `filter:${name}`, stage: `filter ${name}` });
+  }
+
+  /** A record that stands for no message of its own, so not counted in --stats. */
+  private reportUncounted(record: ErrorRecord): void {
     this.counters.errors--;
-    this.reportError({ error: 'filter', reason, source: `filter:${name}`, stage: `filter ${name}` });
+    this.reportError(record);
   }
 
   private deliver(messages: Message[], origins: Origins): void | Promise<void> {

@@ -9,6 +9,15 @@ export type Message = unknown;
 /** What a filter may return: one message, none (drop), or a list (each goes on). */
 export type FilterResult = Message | readonly Message[] | null | undefined;
 
+/**
+ * `message` as a result that means this one message, whatever it is: returned
+ * bare, a null reads as a drop and a list as several messages, yet both are
+ * JSON values a decoder makes.
+ */
+export function one(message: Message): FilterResult {
+  return message === null || Array.isArray(message) ? [message] : message;
+}
+
 /** One frame: text where the framing made text (lines), bytes otherwise (binary codecs, datagrams, ZeroMQ). */
 export type Frame = string | Buffer;
 

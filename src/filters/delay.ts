@@ -1,4 +1,4 @@
-import { defineFilter, type Message } from '../core/plugin.js';
+import { defineFilter, one, type Message } from '../core/plugin.js';
 
 interface Waiting {
   message: Message;
@@ -26,11 +26,11 @@ export default defineFilter({
   },
   create(o, context) {
     const { delay_for: delay } = o;
-    if (delay === 0) return { filter: (message) => message };
+    if (delay === 0) return { filter: one };
     const { clock } = context;
     // Keyed by arrival number: messages leave strictly in order, so the oldest is always `next`
     // (found without walking the keyed state's Map, which keeps holes where its oldest keys were).
-    const waiting = context.keyed<Waiting>({ maxKeys: o.max_messages, evict: (_, entry) => entry.message });
+    const waiting = context.keyed<Waiting>({ maxKeys: o.max_messages, evict: (_, entry) => one(entry.message) });
     let sequence = 0;
     let next = 0;
     let timerAt = Infinity;

@@ -1,7 +1,7 @@
 import { DueQueue, EventClock, fieldsOf, isoTime, stateWithoutHolds } from '../core/event-clock.js';
 import { compileMatch, keyPart, MatchSpecError, type Matcher } from '../core/match.js';
 import { closest, typeName } from '../core/options.js';
-import { defineFilter, type Message } from '../core/plugin.js';
+import { defineFilter, one, type Message } from '../core/plugin.js';
 import type { KeyedState } from '../core/state.js';
 import { fieldValue, parseDuration, ValueFormatError } from '../core/time.js';
 
@@ -286,7 +286,7 @@ export default defineFilter({
           }
         }
         if (result !== undefined) {
-          if (out === undefined) return result;
+          if (out === undefined) return one(result);
           out.push(result);
         }
         return out;

@@ -1,4 +1,4 @@
-import { defineFilter } from '../core/plugin.js';
+import { defineFilter, one } from '../core/plugin.js';
 import { fieldValue } from '../core/time.js';
 
 /** The value a field is compared as: strings, numbers and booleans as text; anything else never matches. */
@@ -49,7 +49,7 @@ export default defineFilter({
       filter(message) {
         const text = scalarText(fieldValue(message, key));
         const hit = text !== undefined && matches(text);
-        return hit !== negate ? message : undefined;
+        return hit !== negate ? one(message) : undefined;
       },
     };
   },

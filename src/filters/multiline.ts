@@ -1,6 +1,6 @@
 import { UsageError } from '../core/errors.js';
 import type { OptionsOf } from '../core/options.js';
-import { defineFilter, type FilterContext, type FilterResult, type Message } from '../core/plugin.js';
+import { defineFilter, one, type FilterContext, type FilterResult, type Message } from '../core/plugin.js';
 import type { KeyedState } from '../core/state.js';
 import { fieldValue } from '../core/time.js';
 import { isRecord, put, setField } from '../common/fields.js';
@@ -237,7 +237,7 @@ class Assembler {
     const open = this.held.get(key);
     if (typeof text !== 'string') {
       // Not a line: it ends the open record of its key and goes on right after it.
-      return open ? [this.end(key, open, false), message] : message;
+      return open ? [this.end(key, open, false), message] : one(message);
     }
     // Container logs (Docker's "log" field) keep each line's LF: the rules look at the line without it.
     const line = text.endsWith('\n') ? text.replace(TRAILING_BREAK, '') : text;

@@ -1,8 +1,8 @@
-import { defineFilter } from '../core/plugin.js';
+import { defineFilter, one } from '../core/plugin.js';
 
 export default defineFilter({
   summary: 'Pass every message on unchanged.',
   examples: ['message-passing --filter Null'],
   options: {},
-  create: () => ({ filter: (message) => message }),
+  create: () => ({ filter: one }),
 });

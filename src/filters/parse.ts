@@ -1,6 +1,6 @@
 import { UsageError } from '../core/errors.js';
 import type { OptionsOf } from '../core/options.js';
-import { defineFilter, type FilterResult, type Message } from '../core/plugin.js';
+import { defineFilter, one, type FilterResult, type Message } from '../core/plugin.js';
 import { fieldValue, formatSize } from '../core/time.js';
 import { isRecord, mergeFields, put, setField, type Fields } from '../common/fields.js';
 import { captureFields, checkTypes, compilePattern, libraryHelp, PatternError, type CompiledPattern } from '../common/grok-patterns.js';
@@ -115,7 +115,7 @@ export default defineFilter({
     const compiled = compileAll(o);
     const { field, target, on_mismatch: onMismatch, max_length: maxLength } = o;
     const mismatch = (message: Message, why: string): FilterResult => {
-      if (onMismatch === 'pass') return message;
+      if (onMismatch === 'pass') return one(message);
       if (onMismatch === 'drop') return undefined;
       throw new Error(why);
     };

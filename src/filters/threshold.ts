@@ -1,6 +1,6 @@
 import { DueQueue, EventClock, fieldsOf, isoTime, stateWithoutHolds } from '../core/event-clock.js';
 import { compileMatch, keyPart, MatchSpecError } from '../core/match.js';
-import { defineFilter, type Message } from '../core/plugin.js';
+import { defineFilter, one, type Message } from '../core/plugin.js';
 import type { KeyedState } from '../core/state.js';
 import { fieldValue, formatDuration } from '../core/time.js';
 
@@ -155,7 +155,7 @@ export default defineFilter({
         const time = clock.observe(message);
         expire(clock.watermark);
         const fields = fieldsOf(message);
-        if (!matches(fields)) return message;
+        if (!matches(fields)) return one(message);
         // Joined, not built with +=, which keeps a key's pieces as a tree (see Dedupe).
         parts.length = 0;
         for (const field of keyFields) parts.push(keyPart(fieldValue(fields, field)));
@@ -206,7 +206,7 @@ export default defineFilter({
           }
           absorbed?.set(key, true);
         }
-        if (alert === undefined) return options.pass ? message : undefined;
+        if (alert === undefined) return options.pass ? one(message) : undefined;
         return options.pass ? [message, alert] : alert;
       },
       flush() {

@@ -68,7 +68,7 @@ export default defineInput({
       '(the default, host-PID, is); a copy restarted under the same name reads its own pending entries back at once instead of after claim_idle.',
     'mode "pubsub" subscribes to `channels` and/or `patterns`. Pub/sub is lossy by design: Redis delivers only to subscribers connected at that ' +
       'moment, keeps nothing, and drops a subscriber that falls too far behind; here too, when the chain cannot keep up, messages beyond a queue of ' +
-      '10 × batch are dropped, with a warning. Use list or stream when losing messages matters.',
+      '10,000 (or 10 × batch, if more) are dropped, with a warning. Use list or stream when losing messages matters.',
     'The input runs until stopped (SIGINT, SIGTERM), or with until_empty until a read finds nothing more. ' +
       'A lost connection is reopened with backoff, with one line on stderr when it goes and when it comes back. Each frame is handed on as bytes; ' +
       'error records name redis:KEY (or the channel) and the frame\'s number in this run.',

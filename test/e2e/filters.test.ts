@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { lines, run, start, tempDir } from './helpers.js';
+import { lines, run, start, stop, tempDir } from './helpers.js';
 
 const dir = tempDir();
 const modules: Record<string, string> = {
@@ -213,6 +213,26 @@ describe.concurrent('user filters from npm packages', () => {
   });
 });
 
+describe.concurrent('built-in filters pass on any JSON value as the one message it is', () => {
+  // null and lists are messages, not a drop or several messages, whichever filter lets them through.
+  // (No string: Parse and Multiline read a string as a line.)
+  const values = 'null\n[1,2]\n[]\n3\n{"a":1}\n';
+  it.each([
+    ['Null', {}],
+    ['Key', { key: 'level', match: 'debug', negate: true }],
+    ['Delay', { delay_for: '0s' }],
+    ['Parse', { pattern: '^x$', on_mismatch: 'pass' }],
+    ['Multiline', { start: '^x' }],
+    ['Threshold', { key: ['host'], count: 2, within: '1m', when: { level: 'error' }, pass: true }],
+    ['Inhibit', { rules: [{ source: { event: 'down' }, targets: [{ level: 'error' }], equal: ['host'] }] }],
+  ])('%s', async (filter, options) => {
+    const { code, stdout, stderr } = await run(['--filter', filter, '--filter_options', JSON.stringify(options), '--stats'], { input: values });
+    expect(code, stderr).toBe(0);
+    expect(stdout).toBe(values);
+    expect(stderr).toMatch(/stats in=5 created=0 out=5 dropped=0 errors=0 /);
+  });
+});
+
 describe.concurrent('a filter context used from timers and callbacks', () => {
   it('push takes one message, a list or a string (one message); a throw in a timer is a record naming the filter, and the run goes on', async () => {
     writeFileSync(
@@ -241,6 +261,39 @@ describe.concurrent('a filter context used from timers and callbacks', () => {
     expect(JSON.parse(record!)).toEqual({ error: 'filter', reason: 'in a timer or callback: late boom', source: 'filter:./timers.mjs', stage: 'filter ./timers.mjs' });
     // The record of a throw outside filter() is not a message: the counts still add up.
     expect(stats).toMatch(/in=3 created=4 out=7 dropped=0 errors=0 /);
+  });
+
+  it('warn prints a line; reportError writes a record naming the filter, which --stats does not count; stopping aborts on SIGTERM', async () => {
+    writeFileSync(
+      join(dir, 'context.mjs'),
+      [
+        'export default class Context {',
+        '  constructor(options, context) {',
+        '    this.context = context;',
+        "    context.stopping.addEventListener('abort', () => context.warn('stopping'));",
+        '  }',
+        '  filter(message) {',
+        "    if (message.n === 1) this.context.warn('saw one');",
+        "    if (message.n === 2) { this.context.reportError({ error: 'filter', reason: 'two is odd', source: 'mine' }); return undefined; }",
+        "    if (message.n === 3) this.context.reportError({ error: 'filter', reason: 'three passes', source: 'mine', stage: 'own' });",
+        '    return message;',
+        '  }',
+        '}',
+      ].join('\n') + '\n',
+    );
+    const tool = start(['--filter', './context.mjs', '--stats'], { cwd: dir });
+    tool.child.stdin!.write(numbered(3));
+    await tool.waitFor('stdout', '{"n":3}');
+    const { code, stdout, stderr } = await stop(tool);
+    expect(code).toBe(0);
+    expect(lines(stdout)).toEqual([{ n: 1 }, { n: 3 }]);
+    const [warning, two, three, stopping, stats] = stderr.trim().split('\n');
+    expect(warning).toBe('message-passing: saw one');
+    expect(JSON.parse(two!)).toEqual({ error: 'filter', reason: 'two is odd', source: 'mine', stage: 'filter ./context.mjs' });
+    expect(JSON.parse(three!)).toEqual({ error: 'filter', reason: 'three passes', source: 'mine', stage: 'own' });
+    expect(stopping).toBe('message-passing: stopping');
+    // The message reported and dropped counts as dropped, the one reported and passed on as out.
+    expect(stats).toMatch(/in=3 created=0 out=2 dropped=1 errors=0 /);
   });
 
   it('a module may declare its options schema: they are validated like a built-in\'s, defaults applied', async () => {

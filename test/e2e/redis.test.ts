@@ -312,6 +312,26 @@ describe('Redis output', () => {
     expect(alone.stderr).toMatch(/^message-passing: Redis output: no subscriber on channel \S+: Redis drops what it publishes to nobody/);
   });
 
+  it('pub/sub: past a queue of 10,000 while the chain is busy, messages are dropped and counted, never silently', async () => {
+    const channel = newKey('flood');
+    // The first message holds the chain 2 s; meanwhile everything published queues in the input.
+    const hold = join(dir, 'hold.mjs');
+    writeFileSync(hold, 'export default (m) => (m.hold ? new Promise((resolve) => setTimeout(() => resolve(m), 2000)) : m);\n');
+    const subscriber = spawned([...redisInput({ mode: 'pubsub', channels: channel }), '--filter', hold]);
+    await eventually(async () => Number(((await redis.sendCommand(['PUBSUB', 'NUMSUB', channel])) as unknown[])[1]) === 1, 'the subscription');
+    await redis.publish(channel, '{"hold":true}');
+    const flood = redis.multi();
+    for (const seq of range(15_000)) flood.publish(channel, `{"seq":${seq}}`);
+    await flood.exec();
+    await subscriber.waitFor('stderr', /dropped \d+ messages/, WAIT);
+    await until(() => records(subscriber.stdout).length >= 10_000, 'the queue to drain');
+    const { code, stdout, stderr } = await stop(subscriber);
+    expect(code, stderr).toBe(0);
+    const dropped = [...stderr.matchAll(/Redis input: dropped (\d+) messages of redis:\S+: the chain could not keep up/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+    expect(dropped).toBeGreaterThan(0);
+    expect(records(stdout).length + dropped).toBe(15_001);
+  });
+
   it('CLIENT KILL of its connection under load: nothing lost', async () => {
     const key = newKey('killed');
     const writer = spawned([...redisOutput({ mode: 'stream', key, batch: 50 })]);
