@@ -2,7 +2,7 @@
 // alert, a root cause and its effects) in event time, counts that add up in --stats,
 // a live stream closed by timers, SIGTERM with records held, and option errors.
 import { describe, expect, it } from 'vitest';
-import { lines, run, start, stop } from './helpers.js';
+import { lines, run, start } from './helpers.js';
 
 type Record = { [field: string]: unknown };
 
@@ -113,18 +113,42 @@ describe.concurrent('windows, end to end', () => {
     ]);
   });
 
-  it('SIGTERM emits what the windows hold, and exits 0', async () => {
-    const tool = start(['--filter', 'Dedupe', '--filter_options', options({ window: '1h' }), '--stats', '0.1']);
-    tool.child.stdin!.write('{"msg":"a"}\n{"msg":"a"}\n{"msg":"b"}\n');
-    await tool.waitFor('stderr', /stats in=3 /);
+  const multiline = { filter: 'Multiline', options: { start: '^[A-Z]+:', idle: '1h' }, decoder: 'Null', input: 'ERROR:root:x\n  more\n', out: ['ERROR:root:x\n  more'] };
+  const held = [
+    {
+      filter: 'Dedupe',
+      signal: 'SIGTERM',
+      options: { window: '1h' },
+      input: '{"msg":"a"}\n{"msg":"a"}\n{"msg":"b"}\n',
+      out: [{ msg: 'a', repeats: 2 }, { msg: 'b', repeats: 1 }],
+      counts: { in: 3, created: 2, out: 2, dropped: 3 },
+    },
+    { ...multiline, signal: 'SIGTERM', counts: { in: 2, created: 1, out: 1, dropped: 2 } },
+    { ...multiline, signal: 'SIGINT', counts: { in: 2, created: 1, out: 1, dropped: 2 } },
+    {
+      filter: 'Inhibit',
+      signal: 'SIGTERM',
+      options: { rules: [{ source: { event: 'down' }, targets: [{ level: 'error' }] }], wait: '1h' },
+      input: '{"level":"error"}\n',
+      out: [{ level: 'error' }],
+      counts: { in: 1, created: 1, out: 1, dropped: 1 },
+    },
+    { filter: 'Delay', signal: 'SIGTERM', options: { delay_for: '1h' }, input: '{"n":1}\n', out: [{ n: 1 }], counts: { in: 1, created: 1, out: 1, dropped: 1 } },
+  ] as const;
+  it.each(held)('$filter: $signal with stdin still open emits what it holds, exits 0, and --stats adds up', async ({ filter, signal, options: given, input, out, counts, ...rest }) => {
+    const decoder = 'decoder' in rest ? ['--decoder', rest.decoder] : [];
+    const tool = start([...decoder, '--filter', filter, '--filter_options', options(given), '--stats', '0.1']);
+    tool.child.stdin!.write(input);
+    await tool.waitFor('stderr', `stats in=${counts.in} `);
+    // Held: nothing out before the signal.
     expect(tool.stdout).toBe('');
-    const { code, stdout, stderr } = await stop(tool);
+    tool.child.kill(signal);
+    const { code, stdout, stderr } = await tool.done;
     expect(code, stderr).toBe(0);
-    expect(lines(stdout)).toMatchObject([
-      { msg: 'a', repeats: 2 },
-      { msg: 'b', repeats: 1 },
-    ]);
-    expect(stats(stderr)).toMatchObject({ in: 3, created: 2, out: 2, dropped: 3 });
+    expect(lines(stdout)).toMatchObject(out);
+    const final = stats(stderr);
+    expect(final).toMatchObject(counts);
+    expect(final.in + final.created).toBe(final.out + final.dropped + final.errors);
   });
 
   it.each([

@@ -23,6 +23,40 @@ describe('Inhibit', () => {
     expect(h.chain.counters).toMatchObject({ in: 7, out: 5, dropped: 2, created: 0 });
   });
 
+  it('by default holds a rule for "10m" after its source', async () => {
+    const h = await make({ rules: [{ source: { event: 'db_down' }, targets: [{ level: 'error' }] }] });
+    const cause = log('12:00:00', { event: 'db_down' });
+    const passed = log('12:10:01', { level: 'error', n: 2 });
+    await h.send(cause, log('12:09:59', { level: 'error', n: 1 }), passed);
+    await h.end();
+    expect(h.out).toEqual([cause, passed]);
+  });
+
+  it('drops an out-of-order target within lateness of the latest event; a later one passes, and waiting targets wait lateness longer', async () => {
+    const rule = { source: { event: 'db_down' }, targets: [{ level: 'error' }], hold: '1m' };
+    // 10:01:05 ends the hold of 10:00:00 (10:01:00) unless lateness holds the watermark back.
+    const sequence = [log('10:00:00', { event: 'db_down' }), log('10:01:05', { level: 'info' }), log('10:00:58', { level: 'error' })];
+    const late = await make({ rules: [rule], lateness: '10s' });
+    await late.send(...sequence);
+    expect(late.take()).toEqual(sequence.slice(0, 2));
+    // 10:01:15 moves the watermark past 10:01:00: 10:00:59 is 16 s behind, more than lateness.
+    const tooLate = log('10:00:59', { level: 'error' });
+    await late.send(log('10:01:15', { level: 'info' }), tooLate);
+    expect(late.take()).toEqual([log('10:01:15', { level: 'info' }), tooLate]);
+    // Default lateness "0s": the same target already finds the source forgotten.
+    const strict = await make({ rules: [rule] });
+    await strict.send(...sequence);
+    expect(strict.take()).toEqual(sequence);
+
+    const waiting = await make({ rules: [rule], wait: '30s', lateness: '10s' });
+    const target = log('10:00:00', { level: 'error' });
+    // It waits 30 s plus lateness: an event 35 s after it is not enough, one 40 s after it is.
+    await waiting.send(target, log('10:00:35', { level: 'info' }));
+    expect(waiting.take()).toEqual([log('10:00:35', { level: 'info' })]);
+    await waiting.send(log('10:00:40', { level: 'info' }));
+    expect(waiting.take()).toEqual([target, log('10:00:40', { level: 'info' })]);
+  });
+
   it('with wait, a root cause that arrives just after its effects still suppresses them; they go on later otherwise', async () => {
     const h = await make({ rules: [dbDown], wait: '30s' });
     const early = log('10:00:00', { level: 'error', msg: 'too early' });

@@ -92,6 +92,31 @@ describe('Threshold', () => {
     expect(alerts(text.take())).toHaveLength(1);
   });
 
+  it('by default alerts a key again only after realert "5m", with the first 3 messages as samples', async () => {
+    const h = await make({ count: 1, within: '1m' });
+    await h.send(error('12:00:00'), error('12:04:59'), error('12:05:01'));
+    expect(alerts(h.take()).map((alert) => alert.last_time)).toEqual([at('12:00:00.000'), at('12:05:01.000')]);
+    const sampled = await make({ count: 5, within: '1m' });
+    await sampled.send(...[1, 2, 3, 4, 5].map((n) => error(`12:00:0${n}`, { n })));
+    expect(alerts(sampled.take())).toMatchObject([{ count: 5, samples: [{ n: 1 }, { n: 2 }, { n: 3 }] }]);
+  });
+
+  it('counts an out-of-order event within lateness before its key is let go; one later than that starts a new count', async () => {
+    const info = (time: string) => ({ level: 'info', time: at(time) });
+    // 10:00:11 closes the count of 10:00:00 (due 10:00:10) unless lateness holds the watermark back.
+    const sequence = [error('10:00:00', { host: 'a' }), info('10:00:11'), error('10:00:09.500', { host: 'a' })];
+    const late = await make({ when: { level: 'error' }, key: ['host'], count: 2, within: '10s', lateness: '2s' });
+    await late.send(...sequence);
+    expect(alerts(late.take())).toMatchObject([{ key: { host: 'a' }, count: 2, first_time: at('10:00:00.000'), last_time: at('10:00:09.500') }]);
+    // 10:01:12.500 moves the watermark past 10:01:10: the late 10:01:09.500 is 3 s behind, more than lateness.
+    await late.send(error('10:01:00', { host: 'b' }), info('10:01:12.500'), error('10:01:09.500', { host: 'b' }));
+    expect(alerts(late.take())).toEqual([]);
+    // Default lateness "0s": the same late event already finds its key let go.
+    const strict = await make({ when: { level: 'error' }, key: ['host'], count: 2, within: '10s' });
+    await strict.send(...sequence);
+    expect(alerts(strict.take())).toEqual([]);
+  });
+
   it('with pass false, holds the acknowledgements of the messages it absorbed until an alert or a quiet key lets them go', async () => {
     const h = await make({ count: 3, within: '10s', pass: false, time_field: undefined }, 1_000_000);
     await h.send(error('10:00:00'));
