@@ -2,8 +2,8 @@ import type { OptionSpec } from './options.js';
 
 /** The option every line input shares, so one huge line cannot eat memory. */
 export const maxLineLengthOption = {
-  type: 'integer',
+  type: 'size',
   min: 1,
-  default: 1_048_576,
-  description: 'Longest line accepted, in bytes; a longer line goes to the error output as an over-long record.',
+  default: '1MiB',
+  description: 'Longest line accepted; a longer line goes to the error output as an over-long record.',
 } as const satisfies OptionSpec;

@@ -86,6 +86,12 @@ describe.concurrent('flag and plugin name spellings', () => {
     expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: '{"a":1}\n', stderr: '' });
   });
 
+  it('--error File keeps the error records in a file; stdout and stderr stay clean', async () => {
+    const { code, stdout, stderr } = await runHere(['--error', 'File', '--error_options', '{filename: "errors.ndjson"}'], '{"ok":1}\nnot json\n');
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: '{"ok":1}\n', stderr: '' });
+    expect(lines(readFileSync(join(dir, 'errors.ndjson'), 'utf8'))).toMatchObject([{ error: 'decode', source: 'stdin:2', frame: 'not json' }]);
+  });
+
   it("accepts Perl's leading + on plugin names, module paths and the raw alias", async () => {
     const { code, stdout, stderr } = await runHere(
       ['--input', '+STDIN', '--output', '+STDOUT', '--decoder', '+raw', '--encoder', 'RAW', '--filter', '+Null', '--filter', '+./same.mjs'],

@@ -1,7 +1,7 @@
 // The README is run: every `$ command` in a ```sh block must print what the lines under it say,
 // and every file shown (a block whose first line is `// NAME`) is written first.
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -102,5 +102,11 @@ describe('README', () => {
     const rows = readme.split('\n').filter((l) => /^\| `--/.test(l));
     const inTable = rows.map((r) => /^\| `--([a-z_]+)/.exec(r)![1]);
     expect(inTable).toEqual(flags.filter((f) => !f.hidden).map((f) => f.name));
+  });
+
+  it('every file of the project it names exists', () => {
+    const named = [...new Set([...readme.matchAll(/\b((?:test|src|scripts|man)\/[\w./-]*\w)/g)].map((m) => m[1]!))];
+    expect(named.length).toBeGreaterThan(5);
+    expect(named.filter((path) => !existsSync(join(ROOT, path)))).toEqual([]);
   });
 });

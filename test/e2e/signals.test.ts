@@ -81,7 +81,7 @@ describe.concurrent('SIGTERM and SIGINT', () => {
     expect(lines(stdout)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }, { seen: 3 }]);
   });
 
-  it('a second signal exits at once when the drain cannot finish', async () => {
+  it('a second signal exits at once when the drain cannot finish, with status 143 and the count it left behind', async () => {
     const tool = start(['--filter', './block.mjs'], { cwd: dir });
     tool.child.stdin!.write('{"n":1}\n');
     await tool.waitFor('stdout', '{"n":1}\n');
@@ -92,10 +92,11 @@ describe.concurrent('SIGTERM and SIGINT', () => {
     expect(tool.child.exitCode, 'the first signal waits for the drain').toBeNull();
     const secondAt = Date.now();
     tool.child.kill('SIGTERM');
-    const { code, stdout } = await tool.done;
+    const { code, stdout, stderr } = await tool.done;
     expect(Date.now() - secondAt).toBeLessThan(1000);
-    expect(code).not.toBe(0);
+    expect(code).toBe(143);
     expect(stdout).toBe('{"n":1}\n');
+    expect(stderr).toBe('blocking\nmessage-passing: second SIGTERM: stopped at once; 1 message was left behind\n');
   });
 });
 
