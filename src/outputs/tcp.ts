@@ -13,7 +13,7 @@ export default defineOutput({
       'connected to again with a growing pause (0.1 s doubling to 5 s), said once on stderr; messages wait meanwhile, and past 4 MiB of ' +
       'them the chain waits too (backpressure), as it does for a server that reads slowly.',
     'A message counts as sent once the kernel has it. What a broken connection had not handed to the kernel is sent again on the next ' +
-      'one; what the kernel held for it is lost without a count (on Linux at most this side's send buffer, net.ipv4.tcp_wmem, and the server's receive buffer, net.ipv4.tcp_rmem). At the end ' +
+      'one; what the kernel held for it is lost without a count (on Linux at most the send buffer here, net.ipv4.tcp_wmem, plus the receive buffer of the server, net.ipv4.tcp_rmem). At the end ' +
       'the output keeps trying for `linger`: then either everything was handed over and the connection is closed (the server reads to ' +
       'the end first), or the number of messages not delivered is printed on stderr and the exit status is 1.',
   ].join('\n\n'),
