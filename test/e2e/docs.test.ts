@@ -64,7 +64,7 @@ describe.concurrent('documentation', () => {
 
   it('--help STDIN and --help File read as a user expects', async () => {
     const stdin = await run(['--help', 'STDIN']);
-    expect(stdin.stdout).toMatch(/^  max_line_length +integer, default 1048576\. /m);
+    expect(stdin.stdout).toMatch(/^  max_line_length +size, default "1MiB"\. /m);
     const file = await run(['--help', 'File']);
     expect(file.stdout).toContain('File (input):');
     expect(file.stdout).toContain('File (output):');
