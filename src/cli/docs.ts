@@ -246,7 +246,7 @@ export async function manPage(): Promise<string> {
     '.TP', '130, 143', prose('A second SIGINT (130) or SIGTERM (143) arrived while the first drained: the run ended at once, with one line saying how many messages were left behind.'),
     '.SH SIGNALS',
     prose(
-      'SIGINT and SIGTERM stop reading, drain the chain, flush the outputs and exit 0; a second signal exits at once, saying how many messages it left behind. ' +
+      'SIGINT and SIGTERM stop reading, drain the chain, flush the outputs and exit 0; a second signal exits at once, saying how many messages it left behind (signals within half a second of the first are the same stop, as timeout(1) sends its signal twice). ' +
         'An output waiting for a peer with no time limit (ZeroMQ linger -1) gives up once nothing went out for 3 s after the signal. ' +
         'The File output reopens its file on SIGHUP. The `--pid_file` is removed at exit either way.',
     ),

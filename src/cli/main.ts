@@ -3,6 +3,9 @@ import { build } from './build.js';
 import { filterScope, type Chain } from '../core/chain.js';
 import { describe, plural, PROGRAM, RuntimeError, UsageError } from '../core/errors.js';
 
+/** Signals this close together are one stop; a second one ends the run at once. */
+const SAME_STOP_MS = 500;
+
 /** `queued` shows only while the output holds messages it has not handed on (a PUSH without a peer). */
 function statsLine(chain: Chain, seconds: number, rate: number): string {
   const { in: read, created, out, queued, dropped, errors } = chain.tally();
@@ -37,12 +40,16 @@ async function main(argv: readonly string[]): Promise<number> {
   if (account) control!.becomeUser(account);
   control?.started();
 
-  let signals = 0;
+  let firstSignalAt: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (++signals === 1) {
+    if (firstSignalAt === undefined) {
+      firstSignalAt = Date.now();
       chain.stopping.abort();
       return;
     }
+    // timeout(1) sends its signal twice at once, to the program and to its process group:
+    // that is one stop, not a second one.
+    if (Date.now() - firstSignalAt < SAME_STOP_MS) return;
     // A second signal ends the run at once, without draining: say what that cost.
     const { unfinished, queued } = chain.tally();
     const left = unfinished + queued;
