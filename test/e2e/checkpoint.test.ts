@@ -1,9 +1,9 @@
-// File input checkpoints through the real binary: stop (SIGTERM, kill -9) and
+// File input checkpoints through the real binary: stop (SIGTERM, SIGINT, kill -9) and
 // restart, rotation and replacement while the program is down, holds in a filter.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { run, sleep, start, tempDir, until, type Running } from './helpers.js';
+import { records, run, sleep, start, tempDir, until, type Running } from './helpers.js';
 
 const dir = tempDir();
 let cases = 0;
@@ -82,6 +82,7 @@ interface Options {
   checkpoint: string;
   output: string;
   follow?: boolean;
+  from?: 'beginning' | 'end';
   filter?: string;
 }
 
@@ -90,7 +91,7 @@ function startRun(o: Options): Running {
     '--input',
     'File',
     '--input_options',
-    JSON.stringify({ filename: o.input, checkpoint: o.checkpoint, checkpoint_interval: 50, follow: o.follow ?? false, poll_interval: 20 }),
+    JSON.stringify({ filename: o.input, checkpoint: o.checkpoint, checkpoint_interval: 50, follow: o.follow ?? false, poll_interval: 20, from: o.from }),
     '--output',
     'File',
     '--output_options',
@@ -100,16 +101,16 @@ function startRun(o: Options): Running {
   return start(args);
 }
 
-async function sigterm(running: Running): Promise<void> {
-  running.child.kill('SIGTERM');
+async function sigterm(running: Running, signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM'): Promise<void> {
+  running.child.kill(signal);
   const { code, stderr } = await running.done;
   expect(stderr).toBe('');
   expect(code).toBe(0);
 }
 
 describe('File input checkpoint', () => {
-  for (const follow of [false, true]) {
-    it(`SIGTERM mid-file, then a restart: every line exactly once across both runs (follow: ${follow})`, async () => {
+  for (const [signal, follow] of [['SIGTERM', false], ['SIGTERM', true], ['SIGINT', false], ['SIGINT', true]] as const) {
+    it(`${signal} mid-file, then a restart: every line exactly once across both runs (follow: ${follow})`, async () => {
       const d = folder();
       const input = join(d, 'app.log');
       const checkpoint = join(d, 'app.pos');
@@ -117,7 +118,7 @@ describe('File input checkpoint', () => {
       writeFileSync(input, lines('a', 1, TOTAL));
       const first = startRun({ input, checkpoint, output, follow, filter: SLOW });
       await until(() => outputOf(output).length > 0, 'the first lines out');
-      await sigterm(first);
+      await sigterm(first, signal);
       expect(outputOf(output).length).toBeLessThan(TOTAL);
 
       // At full speed now (lines pass through as bytes).
@@ -260,6 +261,37 @@ describe('File input checkpoint', () => {
     expect(stderr).toBe(
       `message-passing: File input: checkpoint ${checkpoint}: not a checkpoint file of this program (not JSON) (give a file in a writable folder; delete a damaged one to start over)\n`,
     );
+  });
+
+  it('line numbers in error records count from where reading resumed', async () => {
+    const d = folder();
+    const input = join(d, 'app.log');
+    const checkpoint = join(d, 'app.pos');
+    const output = join(d, 'out.ndjson');
+    writeFileSync(input, lines('a', 1, 3));
+    expect((await startRun({ input, checkpoint, output }).done).code).toBe(0);
+    appendFileSync(input, `${line('a', 4)}not json\n`);
+    const { code, stderr } = await startRun({ input, checkpoint, output }).done;
+    expect(code).toBe(0);
+    // The 5th line of the file, the 2nd since the restart.
+    expect(records(stderr)).toEqual([{ error: 'decode', reason: expect.any(String), source: `file:${input}:2`, frame: 'not json' }]);
+    expect(outputOf(output)).toEqual(names('a', 1, 4));
+  });
+
+  it('with from: "end", a checkpoint that knows the file wins: the lines appended since it are read', async () => {
+    const d = folder();
+    const input = join(d, 'app.log');
+    const checkpoint = join(d, 'app.pos');
+    const output = join(d, 'out.ndjson');
+    writeFileSync(input, lines('a', 1, 10));
+    expect((await startRun({ input, checkpoint, output }).done).code).toBe(0);
+    appendFileSync(input, lines('a', 11, 15));
+    const second = startRun({ input, checkpoint, output, follow: true, from: 'end' });
+    await until(() => outputOf(output).length >= 15, 'the lines appended while the program was down');
+    appendFileSync(input, lines('a', 16, 17));
+    await until(() => outputOf(output).length >= 17, 'the lines appended since');
+    await sigterm(second);
+    expect(outputOf(output)).toEqual(names('a', 1, 17));
   });
 
   it('does not pass a line a filter holds in keyed state: after kill -9 that line comes again', async () => {

@@ -74,27 +74,46 @@ describe('File output', () => {
     expect(broken.stderr).toMatch(/closing '}'/);
   });
 
-  it('fills %{field} from each message; a message without the field goes to the error output', async () => {
+  it('fills %{field} from each message; a message without the field, or whose value is not a plain name, goes to the error output', async () => {
     const base = folder();
     const template = join(base, 'logs', '%{name}.log');
-    const input = [
-      { name: 'web', n: 1 },
-      { name: 'db', n: 2 },
-      { n: 3 },
-      { name: 'web', n: 4 },
-      { name: '../escape', n: 5 },
-      { name: 7, n: 6 },
-    ].map((m) => JSON.stringify(m) + '\n').join('');
-    const { code, stderr } = await run(toFile({ filename: template, mkdir: true }), { input });
+    const to = (file: string) => ({ file });
+    const refused = (what: string) => ({ reason: `field 'name' ${what} for filename ${template}` });
+    // Each message (n added in order) and where it goes: a file in logs/, or the error output with that reason.
+    const table: Array<[Record<string, unknown>, { file: string } | { reason: string }]> = [
+      [{ name: 'web' }, to('web.log')],
+      [{ name: 'db' }, to('db.log')],
+      [{}, refused('missing')],
+      [{ name: 'web' }, to('web.log')],
+      [{ name: '../escape' }, refused('"../escape" is not usable in a file name')],
+      [{ name: 7 }, to('7.log')],
+      [{ name: '' }, refused('"" is not usable in a file name')],
+      [{ name: '.' }, refused('"." is not usable in a file name')],
+      [{ name: '..' }, refused('".." is not usable in a file name')],
+      [{ name: { host: 'web' } }, refused('not a string or a number')],
+      [{ name: ['web'] }, refused('not a string or a number')],
+      [{ name: null }, refused('missing')],
+      // A boolean is a plain name.
+      [{ name: true }, to('true.log')],
+    ];
+    const frames = table.map(([fields], i) => JSON.stringify({ ...fields, n: i + 1 }));
+    const { code, stderr } = await run(['--stats', ...toFile({ filename: template, mkdir: true })], { input: frames.map((f) => f + '\n').join('') });
     expect(code).toBe(0);
-    expect(read(join(base, 'logs', 'web.log'))).toBe('{"name":"web","n":1}\n{"name":"web","n":4}\n');
-    expect(read(join(base, 'logs', 'db.log'))).toBe('{"name":"db","n":2}\n');
-    expect(read(join(base, 'logs', '7.log'))).toBe('{"name":7,"n":6}\n');
-    expect(readdirSync(base).sort()).toEqual(['logs']);
-    expect(lines(stderr)).toEqual([
-      { error: 'output', reason: `field 'name' missing for filename ${template}`, source: 'stdin:3', stage: 'output File', frame: '{"n":3}' },
-      expect.objectContaining({ error: 'output', source: 'stdin:5', stage: 'output File', frame: '{"name":"../escape","n":5}' }),
-    ]);
+    const files = new Map<string, string>();
+    const errors: unknown[] = [];
+    table.forEach(([, goes], i) => {
+      if ('file' in goes) files.set(goes.file, (files.get(goes.file) ?? '') + frames[i] + '\n');
+      else errors.push({ error: 'output', reason: goes.reason, source: `stdin:${i + 1}`, stage: 'output File', frame: frames[i] });
+    });
+    // Nothing beside logs/, nothing in it but the expected files.
+    expect(readdirSync(base)).toEqual(['logs']);
+    expect(readdirSync(join(base, 'logs')).sort()).toEqual([...files.keys()].sort());
+    for (const [file, text] of files) expect(read(join(base, 'logs', file))).toBe(text);
+    const printed = stderr.split('\n').filter((l) => l !== '');
+    expect(lines(printed.slice(0, -1).join('\n'))).toEqual(errors);
+    expect(printed.at(-1)).toMatch(
+      new RegExp(`^message-passing: stats in=${table.length} created=0 out=${table.length - errors.length} dropped=0 errors=${errors.length} `),
+    );
   });
 
   it('keeps at most max_open_files open and loses nothing when it closes one', async () => {

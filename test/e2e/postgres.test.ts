@@ -26,11 +26,20 @@ const newTable = () => {
   return name;
 };
 
+const schemas: string[] = [];
+/** A schema of the test's own (dropped, with its tables, after the file). */
+const newSchema = () => {
+  const name = `mp_test_${process.pid}_schema_${++counter}`;
+  schemas.push(name);
+  return name;
+};
+
 beforeAll(async () => {
   await db.connect();
 });
 afterAll(async () => {
   for (const table of tables) await db.query(`DROP TABLE IF EXISTS ${table}`);
+  for (const schema of schemas) await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await db.end();
 });
 
@@ -127,6 +136,31 @@ describe('Postgres output', () => {
     expect(errorRecords(result.stderr)).toEqual([
       expect.objectContaining({ error: 'output', reason: expect.stringContaining('the message is not a JSON object'), frame: '"just a string"' }),
     ]);
+  });
+
+  it('a schema-qualified table with a capital: written to, in transactions of `batch` rows, a text json_column taking JSON text; another case is a missing table, exit 1', async () => {
+    const schema = newSchema();
+    await db.query(`CREATE SCHEMA ${schema}`);
+    await db.query(`CREATE TABLE ${schema}."Events" (id int, doc text)`);
+    const messages = range(7).map((id) => ({ id: id + 1, host: { name: `web-${id}` } }));
+    const result = await run([...postgresOutput({ url: DATABASE, table: `${schema}.Events`, columns: { id: 'id' }, json_column: 'doc', batch: 3 }), '--stats'], {
+      input: ndjson(messages),
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(statsLine(result.stderr)).toEqual([7, 0, 7, 0, 0]);
+    const rows = (await db.query<{ tx: string; id: number; doc: string }>(`SELECT xmin::text AS tx, id, doc FROM ${schema}."Events" ORDER BY id`)).rows;
+    expect(rows.map((row) => row.doc)).toEqual(messages.map((message) => JSON.stringify(message)));
+    // One transaction per batch: rows of one transaction share xmin.
+    const transactions = new Map<string, number[]>();
+    for (const row of rows) transactions.set(row.tx, [...(transactions.get(row.tx) ?? []), row.id]);
+    expect([...transactions.values()]).toEqual([[1, 2, 3], [4, 5, 6], [7]]);
+
+    const other = await run(postgresOutput({ url: DATABASE, table: `${schema}.events`, json_column: 'doc' }), { input: '{"id":1}\n' });
+    expect(other.code).toBe(1);
+    expect(other.stderr).toBe(
+      `message-passing: Postgres output: table ${schema}.events does not exist in postgres://postgres@127.0.0.1:5432/test (create it, or set create_table: true)\n`,
+    );
+    expect(await count(`SELECT count(*) AS n FROM ${schema}."Events"`)).toBe(7);
   });
 
   it('a missing table or column, a wrong database or an unreachable server: one line, exit 1', async () => {

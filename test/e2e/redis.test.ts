@@ -312,6 +312,48 @@ describe('Redis output', () => {
     expect(alone.stderr).toMatch(/^message-passing: Redis output: no subscriber on channel \S+: Redis drops what it publishes to nobody/);
   });
 
+  it('pub/sub without mode: patterns subscribe, channel "PREFIX.%{svc}" publishes; a message without svc is an error record naming it, the rest go on', async () => {
+    const base = newKey('svc');
+    const subscriber = spawned(redisInput({ patterns: `${base}.*` }));
+    // Both start at once; the publisher gets its input once the subscription is there.
+    const publisher = spawned([...redisOutput({ channel: `${base}.%{svc}` }), '--stats']);
+    const pid = subscriber.child.pid!;
+    // The input's connection, named after its process, once it holds the pattern subscription.
+    const subscribed = (line: string) => /\bpsub=1\b/.test(line) && new RegExp(`\\bname=message-passing-input-\\S*-${pid}\\b`).test(line);
+    await eventually(async () => String(await redis.sendCommand(['CLIENT', 'LIST'])).split('\n').some(subscribed), 'the pattern subscription');
+    const messages = [{ svc: 'api', n: 1 }, { n: 2 }, { svc: 'db', n: 3 }];
+    publisher.child.stdin!.end(ndjson(messages));
+    const sent = await publisher.done;
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(records(sent.stderr.replace(/^message-passing:.*$/gm, ''))).toEqual([
+      { error: 'output', reason: `Redis output: channel ${base}.%{svc}: the message has no field svc`, source: 'stdin:2', stage: 'output Redis', frame: '{"n":2}' },
+    ]);
+    // Both published messages had a subscriber: no "no subscriber" warning.
+    expect(sent.stderr).not.toMatch(/no subscriber/);
+    expect(statsLine(sent.stderr)).toEqual([3, 0, 2, 0, 1]);
+    await until(() => records(subscriber.stdout).length >= 2, 'the two published messages');
+    const done = await stop(subscriber);
+    expect(done.code, done.stderr).toBe(0);
+    expect(records(done.stdout)).toEqual([messages[0], messages[2]]);
+  });
+
+  it('a key of another type met while running (%{k} reaching a string): only its messages go to the error output with WRONGTYPE and the key, the rest are written', async () => {
+    const key = newKey('typed');
+    await redis.set(`${key}:b`, 'a string');
+    const messages = [{ k: 'a', n: 1 }, { k: 'b', n: 2 }, { k: 'a', n: 3 }, { k: 'c', n: 4 }, { k: 'b', n: 5 }];
+    const sent = await run([...redisOutput({ key: `${key}:%{k}` }), '--stats'], { input: ndjson(messages) });
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(await redis.lRange(`${key}:a`, 0, -1)).toEqual([JSON.stringify(messages[0]), JSON.stringify(messages[2])]);
+    expect(await redis.lRange(`${key}:c`, 0, -1)).toEqual([JSON.stringify(messages[3])]);
+    expect(await redis.get(`${key}:b`)).toBe('a string');
+    const reason = `Redis output: WRONGTYPE Operation against a key holding the wrong kind of value (key ${key}:b)`;
+    expect(records(sent.stderr.replace(/^message-passing:.*$/gm, ''))).toEqual([
+      { error: 'output', reason, source: 'stdin:2', stage: 'output Redis', frame: JSON.stringify(messages[1]) },
+      { error: 'output', reason, source: 'stdin:5', stage: 'output Redis', frame: JSON.stringify(messages[4]) },
+    ]);
+    expect(statsLine(sent.stderr)).toEqual([5, 0, 3, 0, 2]);
+  });
+
   it('pub/sub: past a queue of 10,000 while the chain is busy, messages are dropped and counted, never silently', async () => {
     const channel = newKey('flood');
     // The first message holds the chain 2 s; meanwhile everything published queues in the input.
