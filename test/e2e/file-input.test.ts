@@ -187,10 +187,8 @@ describe('File input with follow (tail -F)', () => {
     const file = path();
     const plain = (from: number, to: number) => range(from, to).join('\n') + '\n';
     writeFileSync(file, '0\n');
-    const tool = start([
-      '--input', 'FileTail', '--input_options', JSON.stringify({ filename: file }),
-      '--decoder', 'Null', '--encoder', 'Null',
-    ]);
+    // 7 MB takes a loaded machine a while: the process is not killed before the 15 s wait below is over.
+    const tool = start(['--input', 'FileTail', '--input_options', JSON.stringify({ filename: file }), '--decoder', 'Null', '--encoder', 'Null'], { timeout: 40_000 });
     await tool.waitFor('stdout', '0\n');
     // About 7 MB at once: several rounds of reading for the follower.
     appendFileSync(file, plain(1, 1_000_000));
