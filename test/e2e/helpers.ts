@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,3 +144,8 @@ export function tracked(): (args: readonly string[], options?: StartOptions) => 
 
 /** Error records (or any NDJSON objects) from a process's output. */
 export const records = (text: string) => lines(text) as Array<Record<string, unknown>>;
+
+/** Peak resident memory of a running process, in bytes (Linux). */
+export function peakRss(pid: number): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+}

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort, records, sleep, stop, tempDir, tracked, until } from './helpers.js';
+import { freePort, peakRss, records, sleep, stop, tempDir, tracked, until } from './helpers.js';
 import { python, PYTHON } from './python.js';
 
 const dir = tempDir();
@@ -379,10 +379,4 @@ function open(port: number): Promise<Socket> {
     const socket = connect({ host: '127.0.0.1', port }, () => resolve(socket));
     socket.on('error', reject);
   });
-}
-
-/** Peak resident memory of a process, in bytes (Linux). */
-function peakRss(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }

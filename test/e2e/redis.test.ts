@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { records, run, sleep, stop, tempDir, tracked, until as untilWithin } from './helpers.js';
+import { peakRss, records, run, sleep, stop, tempDir, tracked, until as untilWithin } from './helpers.js';
 import { FaultProxy } from './proxy.js';
 
 const REDIS = 'redis://127.0.0.1:6379';
@@ -411,6 +411,30 @@ describe('Redis output', () => {
     expect(done.stderr).toMatch(/connected to redis:\/\/127\.0\.0\.1:\d+ again/);
     const stored = (await redis.lRange(key, 0, -1)).map((text) => (JSON.parse(text) as { seq: number }).seq);
     expect(missing(200, stored)).toEqual([]);
+  });
+
+  it('Redis unreachable: the chain waits (the input stops reading, memory stays bounded), then everything goes in, in order', async () => {
+    const proxy = await FaultProxy.start(6379);
+    const key = newKey('stalled');
+    const writer = spawned(redisOutput({ mode: 'list', key, url: `redis://127.0.0.1:${proxy.port}` }));
+    writer.child.stdin!.write('{"seq":0}\n');
+    await eventually(async () => (await redis.lLen(key)) === 1, 'the first message');
+    await proxy.down();
+    // 20 MB offered while Redis is away; the output holds a window of 8 batches at most.
+    const pad = 'x'.repeat(1000);
+    for (let part = 0; part < 20; part++) writer.child.stdin!.write(ndjson(range(1000).map((i) => ({ seq: 1 + part * 1000 + i, pad }))));
+    await writer.waitFor('stderr', 'lost', WAIT);
+    await sleep(1000);
+    const unread = writer.child.stdin!.writableLength;
+    const peak = peakRss(writer.child.pid!);
+    await proxy.up();
+    writer.child.stdin!.end();
+    const done = await writer.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(unread).toBeGreaterThan(15 << 20);
+    expect(peak).toBeLessThan(150 << 20);
+    const stored = (await redis.lRange(key, 0, -1)).map((text) => (JSON.parse(text) as { seq: number }).seq);
+    expect([...new Set(stored)]).toEqual(range(20_001));
   });
 
   it('Redis unreachable for longer than retry_timeout: the count left behind, exit 1', async () => {

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { freePort, lines, records, sleep, stop, tracked, until, type Running } from './helpers.js';
+import { freePort, lines, peakRss, records, sleep, stop, tracked, until, type Running } from './helpers.js';
 
 const spawned = tracked();
 const opts = (o: Record<string, unknown>) => JSON.stringify(o);
@@ -36,7 +36,6 @@ function open(port: number): Promise<Socket> {
 const seen = (running: Running) => running.stdout.split('\n').filter((l) => l !== '').length;
 
 /** Peak resident memory of a process, in bytes (Linux). */
-const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
 /** A plain TCP server that keeps what it receives; `reading` false holds the data in the kernel. */
 function sink(port: number, reading = true): Promise<{ server: Server; received: () => string; resume: () => void; close: () => Promise<void> }> {
