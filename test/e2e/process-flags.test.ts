@@ -195,6 +195,13 @@ describe.concurrent('--io_priority', () => {
     expect(code).toBe(1);
   });
 
+  it('without ionice on PATH: status 1 and why, nothing read', async () => {
+    const { code, stdout, stderr } = await run(['--io_priority', 'idle'], { input: '{"n":1}\n', cwd: dir, env: { PATH: join(dir, 'no-such-folder') } });
+    expect(stdout).toBe('');
+    expect(stderr).toBe('message-passing: --io_priority idle: cannot set the I/O priority: ionice is not installed (it comes with util-linux)\n');
+    expect(code).toBe(1);
+  });
+
   it('a class that does not exist is a usage error listing them', async () => {
     const { code, stderr } = await runHere(['--io_priority', 'fast']);
     expect(stderr).toBe("message-passing: --io_priority takes none, be, rt, idle, got 'fast'\n");
