@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,16 +93,38 @@ export function tempDir(): string {
   return dir;
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+/**
+ * Ports handed out from below the kernel's ephemeral range (32768 and up): a port the kernel
+ * picked for a listen on port 0 is free only until some outgoing connection takes it as its
+ * local port, which made a later bind fail now and then. Each vitest worker (VITEST_POOL_ID,
+ * 1 to maxWorkers) takes its ports from a block of its own, in turn, from a random start.
+ */
+const PORT_BLOCK = 2500;
+const firstPort = 20_000 + ((Number(process.env.VITEST_POOL_ID ?? 1) - 1) % 4) * PORT_BLOCK;
+let portTurn = Math.floor(Math.random() * PORT_BLOCK);
+
+/** A port of 127.0.0.1 free for TCP and UDP a moment ago, not handed out before by this process. */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < PORT_BLOCK; tries++) {
+    const port = firstPort + (portTurn++ % PORT_BLOCK);
+    if ((await canBind(port, 'tcp')) && (await canBind(port, 'udp'))) return port;
+  }
+  throw new Error(`no free port in ${firstPort} to ${firstPort + PORT_BLOCK - 1}`);
+}
+
+function canBind(port: number, protocol: 'tcp' | 'udp'): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (protocol === 'tcp') {
+      const server = createServer();
+      server.unref();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    } else {
+      const socket = createSocket('udp4');
+      socket.unref();
+      socket.once('error', () => resolve(false));
+      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+    }
   });
 }
 

@@ -4,6 +4,7 @@
 // bytes (that answer lost on the way back).
 import { createServer, Socket, type Server } from 'node:net';
 import { afterAll } from 'vitest';
+import { freePort } from './helpers.js';
 
 interface Link {
   client: Socket;
@@ -27,10 +28,7 @@ export class FaultProxy {
 
   /** A proxy to 127.0.0.1:targetPort, closed after the test file. */
   static async start(targetPort: number): Promise<FaultProxy> {
-    const probe = createServer();
-    const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
-    await new Promise((resolve) => probe.close(resolve));
-    const proxy = new FaultProxy(port, targetPort);
+    const proxy = new FaultProxy(await freePort(), targetPort);
     await proxy.up();
     afterAll(() => proxy.close());
     return proxy;

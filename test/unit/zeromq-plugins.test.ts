@@ -1,7 +1,7 @@
 // The ZeroMQ output and input in process, on real sockets over 127.0.0.1:
 // partition_by placement and order, batches and their frames, the input
 // splitting them, no_drop, and what close() reports per endpoint.
-import { createServer } from 'node:net';
+import { freePort } from '../e2e/helpers.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Pull, Subscriber } from 'zeromq';
 import jsonCodec from '../../src/codecs/json.js';
@@ -20,17 +20,6 @@ beforeAll(async () => {
   json = await jsonCodec.create({}, {});
   raw = await nullCodec.create({}, {});
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
