@@ -657,8 +657,8 @@ const VALUE = 1;
 /** A pair outside a MARK: its SETITEM. */
 const PAIR = 2;
 
-/** Where the shortcut writes: a buffer that grows, shared by the frames of a batch. */
-export class JsonBytes {
+/** Bytes written one after another into a buffer that grows: the JSON the shortcut writes (shared by the frames of a batch), and the pickles the encoder writes. */
+export class GrowingBytes {
   buffer: Buffer;
   used = 0;
 
@@ -708,7 +708,7 @@ const SMALL_INTS = Array.from({ length: 256 }, (_, i) => String(i));
  * returns true; for any other pickle returns false with `out` as it was.
  * One loop, state in locals (closures over it ran 2x slower).
  */
-export function pickleJsonInto(b: Buffer, out: JsonBytes): boolean {
+export function pickleJsonInto(b: Buffer, out: GrowingBytes): boolean {
   const end = b.length;
   const base = out.used;
   // JSON is never longer than 6 bytes per pickle byte (a control character as \u00XX), plus a little for numbers.
@@ -944,11 +944,6 @@ function ascii(o: Buffer, at: number, text: string): number {
   return at;
 }
 
-/** The JSON text of a pickle that holds a dict of scalars (see pickleJsonInto); undefined for any other. */
-export function pickleJson(b: Buffer): string | undefined {
-  const out = new JsonBytes(b.length * 6 + 64);
-  return pickleJsonInto(b, out) ? out.buffer.toString('utf8', 0, out.used) : undefined;
-}
 
 // ---------------------------------------------------------------------------
 // Encoding: what Python's pickle.dumps(value, 1) writes, the form
@@ -957,27 +952,17 @@ export function pickleJson(b: Buffer): string | undefined {
 
 const BATCH = 1000;
 
-class PickleWriter {
-  private buffer = Buffer.allocUnsafe(1024);
-  private used = 0;
+class PickleWriter extends GrowingBytes {
   private memoized = 0;
   /** Objects on the path being written: a cycle cannot be pickled as data. */
   private readonly path = new Set<object>();
 
+  constructor() {
+    super(1024);
+  }
+
   result(): Buffer {
     return Buffer.from(this.buffer.subarray(0, this.used));
-  }
-
-  private room(count: number): void {
-    if (this.used + count <= this.buffer.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.used + count));
-    this.buffer.copy(grown, 0, 0, this.used);
-    this.buffer = grown;
-  }
-
-  byte(value: number): void {
-    this.room(1);
-    this.buffer[this.used++] = value;
   }
 
   ascii(text: string): void {

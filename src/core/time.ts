@@ -241,11 +241,3 @@ function isIndex(key: string, length: number): boolean {
   return /^(0|[1-9]\d*)$/.test(key) && Number(key) < length;
 }
 
-/**
- * When a message happened: the event time in its `timeField` when there is one
- * and it reads as a time (see eventTime), else `arrival` (epoch milliseconds).
- */
-export function timeOf(message: unknown, timeField: string | undefined, arrival: number): number {
-  if (timeField === undefined) return arrival;
-  return eventTime(fieldValue(message, timeField)) ?? arrival;
-}

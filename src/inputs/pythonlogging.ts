@@ -1,6 +1,6 @@
 import { describe, ERROR_FRAME_LIMIT } from '../core/errors.js';
 import { defineInput, type Input, type InputContext } from '../core/plugin.js';
-import { JsonBytes, pickleJsonInto, unpickleGeneral } from '../codecs/pickle.js';
+import { GrowingBytes, pickleJsonInto, unpickleGeneral } from '../codecs/pickle.js';
 import type { FrameProblem, FrameSink } from '../io/framer.js';
 import { LengthFramer } from '../io/length-framer.js';
 import { addressProblem, DatagramReceiver, parseAddress, StreamServer } from '../common/net.js';
@@ -180,7 +180,7 @@ export class RecordSink implements FrameSink {
   }
 
   /** Appends the record's JSON text to `out`; false (reported) when it is not a plain dict. */
-  private json(pickle: Buffer, number: number, out: JsonBytes): boolean {
+  private json(pickle: Buffer, number: number, out: GrowingBytes): boolean {
     if (pickleJsonInto(pickle, out)) return true;
     try {
       const record = unpickleGeneral(pickle);
@@ -215,15 +215,15 @@ const LF = 10;
  * done with it: a few serve every connection (one each would cost 1,000 idle
  * connections 64 MB).
  */
-const spare: JsonBytes[] = [];
+const spare: GrowingBytes[] = [];
 
-function takeBuffer(): JsonBytes {
-  const out = spare.pop() ?? new JsonBytes();
+function takeBuffer(): GrowingBytes {
+  const out = spare.pop() ?? new GrowingBytes();
   out.used = 0;
   return out;
 }
 
-function giveBack(out: JsonBytes): void {
+function giveBack(out: GrowingBytes): void {
   // A buffer grown for one huge batch is let go rather than kept.
   if (spare.length < 4 && out.buffer.length <= 4 << 20) spare.push(out);
 }

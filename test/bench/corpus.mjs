@@ -31,15 +31,23 @@ export function event(i) {
 
 /** Path of a file holding `count` events, one per line; made once and reused. */
 export function corpusFile(count = 1_000_000) {
+  return cachedLines(`events-${count}.ndjson`, count, event);
+}
+
+/**
+ * Path of `name` in the bench temp folder, holding `line(i)` for i below `count`,
+ * one per line; written once (through a partial file, renamed) and reused.
+ */
+export function cachedLines(name, count, line) {
   const dir = join(tmpdir(), 'message-passing-bench');
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, `events-${count}.ndjson`);
+  const path = join(dir, name);
   if (existsSync(path)) return path;
   const partial = `${path}.${process.pid}.partial`;
   const fd = openSync(partial, 'w');
   let block = [];
   for (let i = 0; i < count; i++) {
-    block.push(event(i));
+    block.push(line(i));
     if (block.length === 10_000) {
       writeSync(fd, block.join('\n') + '\n');
       block = [];

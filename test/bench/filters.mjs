@@ -12,7 +12,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rena
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { corpusFile } from './corpus.mjs';
+import { cachedLines, corpusFile } from './corpus.mjs';
 import { fmt } from './util.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -75,23 +75,9 @@ function pythonCorpus(lines) {
 
 /** JSON lines each with its own key `k`: Multiline keyed by `k` holds one record per line until max_keys pushes it out. */
 function distinctKeysCorpus(lines) {
-  const dir = join(tmpdir(), 'message-passing-bench');
-  const path = join(dir, `keys-${lines}.ndjson`);
-  if (existsSync(path)) return path;
-  const partial = `${path}.${process.pid}.partial`;
-  const fd = openSync(partial, 'w');
-  let block = [];
-  for (let i = 0; i < lines; i++) {
-    block.push(JSON.stringify({ k: `host-${i}`, level: LEVELS[i % LEVELS.length], message: MESSAGES[i % MESSAGES.length] }));
-    if (block.length === 10_000) {
-      writeSync(fd, block.join('\n') + '\n');
-      block = [];
-    }
-  }
-  if (block.length) writeSync(fd, block.join('\n') + '\n');
-  closeSync(fd);
-  renameSync(partial, path);
-  return path;
+  return cachedLines(`keys-${lines}.ndjson`, lines, (i) =>
+    JSON.stringify({ k: `host-${i}`, level: LEVELS[i % LEVELS.length], message: MESSAGES[i % MESSAGES.length] }),
+  );
 }
 
 function countLines(path) {

@@ -12,11 +12,12 @@
 //   node test/bench/windows.mjs [--quick]
 // Environment: BENCH_EVENTS (default 1,000,000; --quick 200,000), BENCH_REPEATS (3).
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { corpusFile } from './corpus.mjs';
+import { cachedLines, corpusFile } from './corpus.mjs';
+import { fmt } from './util.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BIN = join(HERE, '..', '..', 'bin', 'message-passing.js');
@@ -24,7 +25,6 @@ const NODE = process.execPath;
 const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 const DISTINCT = 1000;
 
-const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const json = (value) => JSON.stringify(value);
 
 /**
@@ -32,35 +32,18 @@ const json = (value) => JSON.stringify(value);
  * ones (the same fields but for @timestamp), in a scrambled order; made once.
  */
 function keyedCorpus(count) {
-  const dir = join(tmpdir(), 'message-passing-bench');
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `windows-${DISTINCT}-${count}.ndjson`);
-  if (existsSync(path)) return path;
   const hosts = ['web-01', 'web-02', 'api-03', 'db-primary', 'worker-7'];
-  const partial = `${path}.${process.pid}.partial`;
-  const fd = openSync(partial, 'w');
-  let block = [];
-  for (let i = 0; i < count; i++) {
+  return cachedLines(`windows-${DISTINCT}-${count}.ndjson`, count, (i) => {
     const k = ((i * 2654435761) >>> 0) % DISTINCT;
-    block.push(
-      json({
-        '@timestamp': new Date(Date.UTC(2026, 10, 22) + i * 7).toISOString(),
-        host: hosts[k % hosts.length],
-        app: 'shop',
-        level: k % 10 === 0 ? 'warn' : 'error',
-        message: `upstream timeout talking to backend-${k}`,
-        code: 500 + (k % 4),
-      }),
-    );
-    if (block.length === 10_000) {
-      writeSync(fd, block.join('\n') + '\n');
-      block = [];
-    }
-  }
-  if (block.length) writeSync(fd, block.join('\n') + '\n');
-  closeSync(fd);
-  renameSync(partial, path);
-  return path;
+    return json({
+      '@timestamp': new Date(Date.UTC(2026, 10, 22) + i * 7).toISOString(),
+      host: hosts[k % hosts.length],
+      app: 'shop',
+      level: k % 10 === 0 ? 'warn' : 'error',
+      message: `upstream timeout talking to backend-${k}`,
+      code: 500 + (k % 4),
+    });
+  });
 }
 
 /** Runs message-passing with `args`, stdin from `input`, stdout to `output`: seconds, peak RSS (KiB). */

@@ -6,10 +6,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll } from 'vitest';
 import { BIN, ROOT } from './helpers.js';
 
-export const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
-export const zmqInput = (options: object) => ['--input', 'ZeroMQ', '--input_options', JSON.stringify(options)];
-export const zmqOutput = (options: object) => ['--output', 'ZeroMQ', '--output_options', JSON.stringify(options)];
-export const fileOutput = (filename: string) => ['--output', 'File', '--output_options', JSON.stringify({ filename })];
+export { endpoint, fileOutput, zmqInput, zmqOutput } from './helpers.js';
 
 export interface Stats {
   in: number;

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -172,3 +172,47 @@ export const records = (text: string) => lines(text) as Array<Record<string, unk
 export function peakRss(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
+
+/** Resolves once something listens on the port (a connection that sends nothing and closes is not a record). */
+export async function listening(port: number): Promise<void> {
+  for (const deadline = Date.now() + 15_000; ; await sleep(50)) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port }, () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
+  }
+}
+
+/** A TCP connection to 127.0.0.1:`port`, once established. */
+export function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => resolve(socket));
+    socket.on('error', reject);
+  });
+}
+
+/** A ZeroMQ TCP endpoint on 127.0.0.1. */
+export const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
+export const zmqInput = (options: object) => ['--input', 'ZeroMQ', '--input_options', JSON.stringify(options)];
+export const zmqOutput = (options: object) => ['--output', 'ZeroMQ', '--output_options', JSON.stringify(options)];
+export const fileOutput = (filename: string) => ['--output', 'File', '--output_options', JSON.stringify({ filename })];
+
+/** Values as NDJSON text, one per line, each line ended. */
+export const ndjson = (values: readonly unknown[]) => values.map((v) => JSON.stringify(v) + '\n').join('');
+/** The integers from `from` to `to`, both included. */
+export const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** A user filter, written to `dir`/`name`; returns its path. */
+export function filterFile(dir: string, name: string, source: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, source);
+  return path;
+}
+
+/** A filter's source that spends `options.us` microseconds per message, busy. */
+export const SPIN_FILTER = 'export default (message, options) => { const end = performance.now() + options.us / 1000; while (performance.now() < end); return message; };\n';

@@ -3,10 +3,9 @@
 // the logging cookbook's socketserver receiver, and bad input of every kind.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort, peakRss, records, sleep, stop, tempDir, tracked, until } from './helpers.js';
+import { freePort, listening, open, peakRss, records, sleep, stop, tempDir, tracked, until } from './helpers.js';
 import { python, PYTHON } from './python.js';
 
 const dir = tempDir();
@@ -53,22 +52,6 @@ function runClients(port: number, mode: 'tcp' | 'udp', workers: number, count: n
     }),
   );
   return Promise.all(runs).then(() => undefined);
-}
-
-/** Resolves once something listens on the port (a connection that sends nothing and closes is not a record). */
-async function listening(port: number): Promise<void> {
-  for (const deadline = Date.now() + 15_000; ; ) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port }, () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
-    await sleep(50);
-  }
 }
 
 /** The files of one logger, oldest first (NAME.N ... NAME.1, NAME), as records. */
@@ -372,11 +355,4 @@ function framed(pickle: Buffer): Buffer {
   const length = Buffer.alloc(4);
   length.writeUInt32BE(pickle.length);
   return Buffer.concat([length, pickle]);
-}
-
-function open(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port }, () => resolve(socket));
-    socket.on('error', reject);
-  });
 }

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peakRss, records, run, sleep, stop, tempDir, tracked, until as untilWithin } from './helpers.js';
+import { fileOutput, ndjson, peakRss, records, run, sleep, stop, tempDir, tracked, until as untilWithin, type Running } from './helpers.js';
 import { FaultProxy } from './proxy.js';
 
 const REDIS = 'redis://127.0.0.1:6379';
@@ -34,8 +34,6 @@ afterAll(async () => {
 
 const redisInput = (options: object) => ['--input', 'Redis', '--input_options', JSON.stringify(options)];
 const redisOutput = (options: object) => ['--output', 'Redis', '--output_options', JSON.stringify(options)];
-const fileOutput = (filename: string) => ['--output', 'File', '--output_options', JSON.stringify({ filename })];
-const ndjson = (values: readonly unknown[]) => values.map((v) => JSON.stringify(v) + '\n').join('');
 const range = (count: number) => Array.from({ length: count }, (_, i) => i);
 
 // Waits `ms` per message (asynchronously): a consumer that is still busy when it is killed.
@@ -50,6 +48,19 @@ function seqsIn(path: string): number[] {
     .split('\n')
     .filter((line) => line.endsWith('}'))
     .map((line) => (JSON.parse(line) as { seq: number }).seq);
+}
+
+/** The files a test's first and second consumer write to, named after its key. */
+function consumerFiles(key: string): [string, string] {
+  const name = key.replaceAll(':', '_');
+  return [join(dir, `${name}-a.ndjson`), join(dir, `${name}-b.ndjson`)];
+}
+
+/** Kills `consumer` with kill -9 once `count` messages are in `file` (`what` names them in a timeout), and waits for its end. */
+async function killOnceWritten(consumer: Running, file: string, count: number, what: string): Promise<void> {
+  await until(() => seqsIn(file).length >= count, what);
+  consumer.child.kill('SIGKILL');
+  await consumer.done;
 }
 
 /** Seqs 0..count-1 missing from the union of `lists`. */
@@ -127,13 +138,10 @@ describe('Redis stream', () => {
   it('kill -9 of a consumer, restarted under the same name: it reads its pending entries back, nothing lost', async () => {
     const key = newKey('stream');
     await addEntries(key, 300);
-    const first = join(dir, `${key.replaceAll(':', '_')}-a.ndjson`);
-    const second = join(dir, `${key.replaceAll(':', '_')}-b.ndjson`);
+    const [first, second] = consumerFiles(key);
     const options = { mode: 'stream', key, consumer: 'gatherer-1', batch: 10, block: '100ms', claim_idle: '1h' };
     const a = spawned([...redisInput(options), ...slow(2), ...fileOutput(first)]);
-    await until(() => seqsIn(first).length >= 50, '50 messages written by the first consumer');
-    a.child.kill('SIGKILL');
-    await a.done;
+    await killOnceWritten(a, first, 50, '50 messages written by the first consumer');
     expect(await pendingCount(key)).toBeGreaterThan(0);
 
     const b = spawned([...redisInput(options), ...fileOutput(second)]);
@@ -146,13 +154,10 @@ describe('Redis stream', () => {
   it('kill -9 of a consumer: another one claims its entries after claim_idle, nothing lost', async () => {
     const key = newKey('stream');
     await addEntries(key, 300);
-    const first = join(dir, `${key.replaceAll(':', '_')}-a.ndjson`);
-    const second = join(dir, `${key.replaceAll(':', '_')}-b.ndjson`);
+    const [first, second] = consumerFiles(key);
     const options = { mode: 'stream', key, batch: 10, block: '100ms', claim_idle: '300ms' };
     const a = spawned([...redisInput({ ...options, consumer: 'a' }), ...slow(2), ...fileOutput(first)]);
-    await until(() => seqsIn(first).length >= 50, '50 messages written by the first consumer');
-    a.child.kill('SIGKILL');
-    await a.done;
+    await killOnceWritten(a, first, 50, '50 messages written by the first consumer');
 
     const b = spawned([...redisInput({ ...options, consumer: 'b' }), ...fileOutput(second)]);
     await until(() => missing(300, seqsIn(first), seqsIn(second)).length === 0, 'every message in one of the two files');
@@ -165,8 +170,7 @@ describe('Redis stream', () => {
   it('entries a slow consumer holds longer than claim_idle stay its own (their idle time is renewed): nobody else claims them', async () => {
     const key = newKey('stream');
     await addEntries(key, 20);
-    const first = join(dir, `${key.replaceAll(':', '_')}-a.ndjson`);
-    const second = join(dir, `${key.replaceAll(':', '_')}-b.ndjson`);
+    const [first, second] = consumerFiles(key);
     // A takes all 20 (a batch, and the next read ahead) and spends 2 s on each batch (its messages wait together): longer than claim_idle.
     const options = { mode: 'stream', key, batch: 10, block: '100ms', claim_idle: '1500ms' };
     const a = spawned([...redisInput({ ...options, consumer: 'a' }), ...slow(2000), ...fileOutput(first)]);
@@ -219,13 +223,10 @@ describe('Redis list', () => {
   it('kill -9 of a consumer: once its lease runs out, the next consumer puts its processing list back first, nothing lost', async () => {
     const key = newKey('list');
     await redis.rPush(key, range(300).map((seq) => JSON.stringify({ seq })));
-    const first = join(dir, `${key.replaceAll(':', '_')}-a.ndjson`);
-    const second = join(dir, `${key.replaceAll(':', '_')}-b.ndjson`);
+    const [first, second] = consumerFiles(key);
     const options = { key, batch: 10, block: '100ms', claim_idle: '400ms' };
     const a = spawned([...redisInput({ ...options, consumer: 'a' }), ...slow(2), ...fileOutput(first)]);
-    await until(() => seqsIn(first).length >= 50, '50 messages written by the first consumer');
-    a.child.kill('SIGKILL');
-    await a.done;
+    await killOnceWritten(a, first, 50, '50 messages written by the first consumer');
     expect(await redis.lLen(`${key}:processing:a`)).toBeGreaterThan(0);
 
     const b = spawned([...redisInput({ ...options, consumer: 'b' }), ...fileOutput(second)]);
@@ -244,14 +245,11 @@ describe('Redis: default consumer names (HOST-PID)', () => {
         const key = newKey(`default-${mode}`);
         if (mode === 'list') await redis.rPush(key, range(200).map((seq) => JSON.stringify({ seq })));
         else await addEntries(key, 200);
-        const first = join(dir, `${key.replaceAll(':', '_')}-a.ndjson`);
-        const second = join(dir, `${key.replaceAll(':', '_')}-b.ndjson`);
+        const [first, second] = consumerFiles(key);
         // claim_idle of an hour: only knowing that the process is gone can explain taking its messages back.
         const options = { mode, key, batch: 10, block: '100ms', claim_idle: '1h' };
         const a = spawned([...redisInput(options), ...slow(3), ...fileOutput(first)]);
-        await until(() => seqsIn(first).length >= 30, `30 messages written by the first ${mode} consumer`);
-        a.child.kill('SIGKILL');
-        await a.done;
+        await killOnceWritten(a, first, 30, `30 messages written by the first ${mode} consumer`);
         return { mode, key, first, second, options };
       }),
     );

@@ -3,39 +3,15 @@
 // and Perl's Message::Passing::Socket::UDP on the other side.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { freePort, lines, peakRss, records, sleep, stop, tracked, until, type Running } from './helpers.js';
+import { freePort, lines, listening, open, peakRss, records, sleep, stop, tracked, until, type Running } from './helpers.js';
 
 const spawned = tracked();
 const opts = (o: Record<string, unknown>) => JSON.stringify(o);
 
-/** Resolves once something listens on the port. */
-async function listening(port: number): Promise<void> {
-  for (const deadline = Date.now() + 15_000; ; await sleep(50)) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port }, () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
-  }
-}
-
-function open(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port }, () => resolve(socket));
-    socket.on('error', reject);
-  });
-}
-
 /** Lines printed so far, parsed. */
 const seen = (running: Running) => running.stdout.split('\n').filter((l) => l !== '').length;
-
-/** Peak resident memory of a process, in bytes (Linux). */
 
 /** A plain TCP server that keeps what it receives; `reading` false holds the data in the kernel. */
 function sink(port: number, reading = true): Promise<{ server: Server; received: () => string; resume: () => void; close: () => Promise<void> }> {

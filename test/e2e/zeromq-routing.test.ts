@@ -2,36 +2,21 @@
 // several workers (a worker down, a worker that never comes), a PUB -> SUB/PUSH
 // distributor that must not drop, batched frames in every combination, and the
 // distributed multi-line design (File readers -> Parse -> Multiline -> writer).
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { partitionOf } from '../../src/io/partition.js';
-import { freePort, records, run, sleep, stop, tempDir, tracked, until } from './helpers.js';
+import { endpoint, filterFile, freePort, ndjson, range, records, run, sleep, SPIN_FILTER, stop, tempDir, tracked, until, zmqInput, zmqOutput } from './helpers.js';
 
 const dir = tempDir();
-const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
-const zmqInput = (options: object) => ['--input', 'ZeroMQ', '--input_options', JSON.stringify(options)];
-const zmqOutput = (options: object) => ['--output', 'ZeroMQ', '--output_options', JSON.stringify(options)];
-const ndjson = (values: readonly unknown[]) => values.map((v) => JSON.stringify(v) + '\n').join('');
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 /** The last --stats line a process printed. */
 const lastStats = (stderr: string) => stderr.split('\n').filter((line) => line.includes(' stats ')).at(-1) ?? '';
 const statsIn = (stderr: string) => Number(/ in=(\d+) /.exec(lastStats(stderr))?.[1] ?? -1);
 
 const spawned = tracked();
 
-/** A user filter, written to a temporary .mjs file. */
-function filterFile(name: string, source: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, source);
-  return path;
-}
-
 // Spends `us` microseconds per message: a worker slower than its producer.
-const slowFilter = filterFile(
-  'slow.mjs',
-  'export default (message, options) => { const end = performance.now() + options.us / 1000; while (performance.now() < end); return message; };\n',
-);
+const slowFilter = filterFile(dir, 'slow.mjs', SPIN_FILTER);
 
 describe('ZeroMQ output partition_by', () => {
   for (const batch of [false, true]) {

@@ -1,38 +1,24 @@
 // ZeroMQ input and output, end to end: the real binary over real TCP sockets on
 // 127.0.0.1, in every topology of Perl's Message::Passing::ZeroMQ, plus the
 // failure cases (no peer, address in use, malformed endpoints).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Pull, Push, Subscriber, XPublisher } from 'zeromq';
-import { freePort, lines, records, run, sleep, start, stop, tempDir, tracked, until, type Running } from './helpers.js';
+import { endpoint, filterFile, freePort, lines, ndjson, range, records, run, sleep, SPIN_FILTER, start, stop, tempDir, tracked, until, zmqInput, zmqOutput, type Running } from './helpers.js';
 
 const dir = tempDir();
-const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
-const zmqInput = (options: object) => ['--input', 'ZeroMQ', '--input_options', JSON.stringify(options)];
-const zmqOutput = (options: object) => ['--output', 'ZeroMQ', '--output_options', JSON.stringify(options)];
-const ndjson = (values: readonly unknown[]) => values.map((v) => JSON.stringify(v) + '\n').join('');
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** Every process a test starts is ended after it, whatever happened. */
 const spawned = tracked();
 
-/** A user filter, written to a temporary .mjs file. */
-function filterFile(name: string, source: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, source);
-  return path;
-}
-
-const tagFilter = filterFile('tag.mjs', 'export default (message, options) => ({ ...message, worker: options.name });\n');
+const tagFilter = filterFile(dir, 'tag.mjs', 'export default (message, options) => ({ ...message, worker: options.name });\n');
 // Spends `us` microseconds per message: a consumer slower than its producer.
-const slowFilter = filterFile(
-  'slow.mjs',
-  'export default (message, options) => { const end = performance.now() + options.us / 1000; while (performance.now() < end); return message; };\n',
-);
+const slowFilter = filterFile(dir, 'slow.mjs', SPIN_FILTER);
 // Counts messages, checks `seq` runs 0, 1, 2, ... and pauses now and then; emits one summary at `expect`.
 const countFilter = filterFile(
+  dir,
   'count.mjs',
   `export default class Count {
   constructor(options) { this.options = options; this.count = 0; this.outOfOrder = 0; this.next = 0; }

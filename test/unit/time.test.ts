@@ -8,7 +8,6 @@ import {
   formatSize,
   parseDuration,
   parseSize,
-  timeOf,
 } from '../../src/core/time.js';
 
 function failure(parse: (value: unknown) => number, value: unknown): ValueFormatError {
@@ -343,22 +342,5 @@ describe('fieldValue', () => {
     expect(fieldValue({ '': { '': 4 } }, '.')).toBe(4);
     expect(fieldValue({ a: 1 }, '.x')).toBeUndefined();
     expect(fieldValue({}, '...')).toBeUndefined();
-  });
-});
-
-describe('timeOf', () => {
-  const arrival = 1_234_567;
-
-  it('takes the event time when the field reads as one', () => {
-    expect(timeOf({ time: '1970-01-01T00:00:01Z' }, 'time', arrival)).toBe(1000);
-    expect(timeOf({ meta: { created: 2 } }, 'meta.created', arrival)).toBe(2000);
-    expect(timeOf({ 'meta.created': 3 }, 'meta.created', arrival)).toBe(3000);
-  });
-
-  it('falls back to arrival without a field, a value, or a readable time', () => {
-    expect(timeOf({ time: 5 }, undefined, arrival)).toBe(arrival);
-    expect(timeOf({}, 'time', arrival)).toBe(arrival);
-    expect(timeOf({ time: 'yesterday' }, 'time', arrival)).toBe(arrival);
-    expect(timeOf('not an object', 'time', arrival)).toBe(arrival);
   });
 });

@@ -1,7 +1,7 @@
 // The ZeroMQ output and input in process, on real sockets over 127.0.0.1:
 // partition_by placement and order, batches and their frames, the input
 // splitting them, no_drop, and what close() reports per endpoint.
-import { freePort } from '../e2e/helpers.js';
+import { endpoint, freePort } from '../e2e/helpers.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Pull, Subscriber } from 'zeromq';
 import jsonCodec from '../../src/codecs/json.js';
@@ -21,7 +21,6 @@ beforeAll(async () => {
   raw = await nullCodec.create({}, {});
 });
 
-const endpoint = (port: number) => `tcp://127.0.0.1:${port}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sockets and outputs a test opened: closed after it, whatever happened. */
@@ -296,27 +295,36 @@ describe('ZeroMQ output no_drop', () => {
 });
 
 describe('ZeroMQ input split_lines', () => {
+  /**
+   * The input as the program makes it (options validated), running with the
+   * test's `emit`, `sink` and `decoder`; unless `cleanUp` is false, stopped
+   * after the test.
+   */
+  async function runInput(options: Record<string, unknown>, parts: Pick<InputContext, 'emit' | 'sink' | 'decoder'>, cleanUp = true) {
+    const validated = validateOptions('--input ZeroMQ', zeromqInput.options, options);
+    const stop = new AbortController();
+    const context = { reportError: () => undefined, warn: () => undefined, stopping: stop.signal, ...parts } satisfies InputContext;
+    const input = await zeromqInput.create(validated, context);
+    const running = input.run();
+    if (cleanUp) {
+      cleanup.push(async () => {
+        stop.abort();
+        await running;
+      });
+    }
+    return { stop, running };
+  }
+
   /** The input as the program makes it, its batches kept. */
   async function makeInput(options: Record<string, unknown>, decoder: Codec) {
-    const validated = validateOptions('--input ZeroMQ', zeromqInput.options, options);
     const batches: FrameBatch[] = [];
-    const stop = new AbortController();
-    const context = {
-      reportError: () => undefined,
-      warn: () => undefined,
-      stopping: stop.signal,
+    const { stop, running } = await runInput(options, {
       emit: (batch: FrameBatch) => {
         batches.push({ ...batch, frames: batch.frames.map((f) => (typeof f === 'string' ? f : Buffer.from(f).toString())) });
       },
       // No pass-through here: every frame is handed on to be decoded.
       sink: () => ({ form: 'text', frames: () => undefined, problem: () => undefined }),
       decoder,
-    } satisfies InputContext;
-    const input = await zeromqInput.create(validated, context);
-    const running = input.run();
-    cleanup.push(async () => {
-      stop.abort();
-      await running;
     });
     const messages = () => batches.flatMap((b) => b.frames.map((frame, i) => `${b.first + i}:${String(frame)}`));
     return { messages, stop, running };
@@ -348,13 +356,8 @@ describe('ZeroMQ input split_lines', () => {
     const { Push } = await import('zeromq');
     const { isVerbatimJson } = await import('../../src/io/json-verbatim.js');
     const address = endpoint(await freePort());
-    const validated = validateOptions('--input ZeroMQ', zeromqInput.options, { socket_bind: address, socket_type: 'PULL' });
     const seen: string[] = [];
-    const stop = new AbortController();
-    const context = {
-      reportError: () => undefined,
-      warn: () => undefined,
-      stopping: stop.signal,
+    await runInput({ socket_bind: address, socket_type: 'PULL' }, {
       emit: (batch: FrameBatch) => {
         seen.push(...batch.frames.map((f, i) => `frame ${batch.first + i}: ${String(f)}`));
       },
@@ -368,12 +371,6 @@ describe('ZeroMQ input split_lines', () => {
         passes: isVerbatimJson,
       }),
       decoder: json,
-    } satisfies InputContext;
-    const input = await zeromqInput.create(validated, context);
-    const running = input.run();
-    cleanup.push(async () => {
-      stop.abort();
-      await running;
     });
     const push = new Push({ linger: 1000 });
     push.connect(address);
@@ -396,26 +393,24 @@ describe('ZeroMQ input split_lines', () => {
   it('hands big batches on in chain batches of about 512 messages', async () => {
     const { Push } = await import('zeromq');
     const address = endpoint(await freePort());
-    const validated = validateOptions('--input ZeroMQ', zeromqInput.options, { socket_bind: address, socket_type: 'PULL' });
     const sizes: number[] = [];
-    const stop = new AbortController();
     let seen = 0;
     let release: (() => void) | undefined;
-    const context = {
-      reportError: () => undefined,
-      warn: () => undefined,
-      stopping: stop.signal,
-      emit: (batch: FrameBatch) => {
-        sizes.push(batch.frames.length);
-        seen += batch.frames.length;
-        // The first batch waits, so that the others queue up meanwhile.
-        if (sizes.length === 1) return new Promise<void>((resolve) => (release = resolve));
+    const { stop, running } = await runInput(
+      { socket_bind: address, socket_type: 'PULL' },
+      {
+        emit: (batch: FrameBatch) => {
+          sizes.push(batch.frames.length);
+          seen += batch.frames.length;
+          // The first batch waits, so that the others queue up meanwhile.
+          if (sizes.length === 1) return new Promise<void>((resolve) => (release = resolve));
+        },
+        sink: () => ({ form: 'text', frames: () => undefined, problem: () => undefined }),
+        decoder: json,
       },
-      sink: () => ({ form: 'text', frames: () => undefined, problem: () => undefined }),
-      decoder: json,
-    } satisfies InputContext;
-    const input = await zeromqInput.create(validated, context);
-    const running = input.run();
+      // This test stops the input itself, once the first batch is let go.
+      false,
+    );
     const push = new Push({ linger: 1000 });
     push.connect(address);
     const frame = Array.from({ length: 256 }, (_, i) => `{"i":${i}}`).join('\n');
